@@ -1,0 +1,26 @@
+"""bind: frozen pretrained experts for text, image, audio, video and 3D, bound into one embedding space.
+
+Quick use::
+
+    import bind
+    bind.list_encoders(modality="image")
+    vectors = bind.embed(["a cat", "a truck"], encoder="minilm-l6.text")
+"""
+from .cards import EncoderCard
+from .embed import EmbedResult, embed
+from .encoder import Encoder, collate_segments, pool_segments
+from .errors import (AmbiguousModalityError, BindError, ConfigError, InputError, UnknownEncoderError,
+                     WeightsUnavailableError)
+from .io.audio import Waveform
+from .modality import Modality, infer_modality
+from .registry import (EncoderInfo, create_encoder, get_backend, get_card, list_encoders, register_backend,
+                       register_encoder, weights_available)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AmbiguousModalityError", "BindError", "ConfigError", "EmbedResult", "Encoder", "EncoderCard", "EncoderInfo",
+    "InputError", "Modality", "UnknownEncoderError", "Waveform", "WeightsUnavailableError", "collate_segments",
+    "create_encoder", "embed", "get_backend", "get_card", "infer_modality", "list_encoders", "pool_segments",
+    "register_backend", "register_encoder", "weights_available",
+]

@@ -1,0 +1,28 @@
+"""Text inputs: strings (or .txt files), validated before tokenisation."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..errors import InputError
+
+
+def load_text(item: Any) -> str:
+    """The text of a string or a .txt file; empty or whitespace-only text is an error."""
+    if isinstance(item, os.PathLike):
+        try:
+            item = open(item, encoding="utf-8").read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(item, f"cannot read text file: {exc}") from None
+    if not isinstance(item, str):
+        raise InputError(item, f"text input must be a string, got {type(item).__name__}")
+    if not item.strip():
+        raise InputError(item, "empty text")
+    return item
+
+
+class TextPreprocessor:
+    """Validate text items; tokenisation happens in the encoder's collate (batched, padded)."""
+
+    def __call__(self, item: Any) -> str:
+        return load_text(item)

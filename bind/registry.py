@@ -1,0 +1,153 @@
+"""The expert registry (timm-style): cards from ``encoders/`` plus user registrations, backends by name."""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib
+import threading
+from typing import Any
+
+import torch
+
+from .cards import EncoderCard
+from .encoder import Encoder
+from .errors import ConfigError, UnknownEncoderError
+from .modality import Modality
+from .resources import resource_dir
+
+# backend name -> "module:Class" (imported on first use, so `import bind` stays light) or a class
+_BACKENDS: dict[str, str | type[Encoder]] = {
+    "packaged_minilm": "bind.backends.packaged:PackagedMiniLM",
+    "packaged_efficientnet_lite": "bind.backends.packaged:EfficientNetLite",
+    "sentence_transformers": "bind.backends.sentence_transformers:SentenceTransformerEncoder",
+    "open_clip": "bind.backends.open_clip:OpenClipEncoder",
+    "timm": "bind.backends.timm:TimmEncoder",
+    "laion_clap": "bind.backends.laion_clap:ClapEncoder",
+    "video_frames": "bind.backends.video:VideoFramesEncoder",
+    "point_views": "bind.backends.point_views:PointViewsEncoder",
+}
+_USER_CARDS: dict[str, EncoderCard] = {}
+_LOCK = threading.Lock()
+
+def register_backend(name: str, cls: type[Encoder] | str) -> None:
+    """Make a backend available to cards under ``name`` (a class or a "module:Class" path)."""
+    _BACKENDS[name] = cls
+
+def get_backend(name: str) -> type[Encoder]:
+    """The Encoder class of backend ``name``."""
+    try:
+        target = _BACKENDS[name]
+    except KeyError:
+        raise UnknownEncoderError(f"unknown backend {name!r}; known: {', '.join(sorted(_BACKENDS))}") from None
+    if isinstance(target, str):
+        module, _, attr = target.partition(":")
+        target = getattr(importlib.import_module(module), attr)
+        _BACKENDS[name] = target
+    return target
+
+@functools.lru_cache(maxsize=1)
+def _packaged_cards() -> dict[str, EncoderCard]:
+    cards = {}
+    for path in sorted(resource_dir("encoders").glob("*.json")):
+        card = EncoderCard.from_file(path)
+        if card.name in cards:
+            raise ConfigError(f"two encoder cards are named {card.name!r} ({path})")
+        cards[card.name] = card
+    return cards
+
+def _all_cards() -> dict[str, EncoderCard]:
+    return {**_packaged_cards(), **_USER_CARDS}
+
+def register_encoder(card: EncoderCard | dict[str, Any], backend: type[Encoder] | None = None,
+                     *, overwrite: bool = False) -> EncoderCard:
+    """Register an expert from a card (or its dict); optionally register its backend class too.
+
+    Example (a user's own expert)::
+
+        class MyPointNet(bind.Encoder):
+            ...
+        bind.register_encoder({"name": "mypointnet.v1", "modality": "points", "dim": 256,
+                               "backend": "mypointnet", "model_id": "/models/pn.safetensors",
+                               "licence": "MIT", "weights": "local file"}, backend=MyPointNet)
+    """
+    if isinstance(card, dict):
+        card = EncoderCard.from_dict(card)
+    if backend is not None:
+        register_backend(card.backend, backend)
+    with _LOCK:
+        if card.name in _all_cards() and not overwrite:
+            raise ConfigError(f"an encoder named {card.name!r} is already registered (pass overwrite=True)")
+        _USER_CARDS[card.name] = card
+    return card
+
+def get_card(name: str) -> EncoderCard:
+    """The card of a registered expert, or of a dynamic ``backend:spec`` name."""
+    cards = _all_cards()
+    if name in cards:
+        return cards[name]
+    backend_name, sep, spec = name.partition(":")
+    if sep and backend_name in _BACKENDS:
+        backend = get_backend(backend_name)
+        if not hasattr(backend, "card_from_spec"):
+            raise UnknownEncoderError(f"backend {backend_name!r} does not build encoders from a spec ({name!r})")
+        return backend.card_from_spec(spec)
+    close = [n for n in cards if name.lower() in n.lower()]
+    hint = f"; did you mean {', '.join(close[:5])}?" if close else "; see bind.list_encoders()"
+    raise UnknownEncoderError(f"no encoder named {name!r}{hint}")
+
+@dataclasses.dataclass(frozen=True)
+class EncoderInfo:
+    """One row of ``list_encoders``."""
+
+    name: str
+    modality: Modality
+    dim: int
+    backend: str
+    offline: bool
+    licence: str
+
+def weights_available(card: EncoderCard) -> bool:
+    """Whether the card's real weights can be loaded on this machine without a network."""
+    try:
+        backend = get_backend(card.backend)
+    except (UnknownEncoderError, ImportError):
+        return False
+    return bool(backend.weights_available(card)) if hasattr(backend, "weights_available") else False
+
+def list_encoders(modality: str | Modality | None = None, pattern: str | None = None) -> list[EncoderInfo]:
+    """The registered experts, optionally of one modality or with ``pattern`` in their name."""
+    wanted = Modality.parse(modality) if modality is not None else None
+    rows = []
+    for card in sorted(_all_cards().values(), key=lambda c: (c.modality.value, c.name)):
+        if (wanted is None or card.modality == wanted) and (pattern is None or pattern in card.name):
+            rows.append(EncoderInfo(card.name, card.modality, card.dim, card.backend,
+                                    weights_available(card), card.licence))
+    return rows
+
+def create_encoder(name: str | EncoderCard, *, device: str | torch.device = "cpu",
+                   dtype: torch.dtype | None = None, pretrained: bool = True, **options: Any) -> Encoder:
+    """A frozen expert (eval mode, no grad) on ``device``/``dtype``.
+
+    ``pretrained=False`` builds the same architecture with random weights (for tests); ``options``
+    override the card's ``options``. Raises WeightsUnavailableError instead of falling back.
+    """
+    card = name if isinstance(name, EncoderCard) else get_card(name)
+    if options:
+        card = card.replace(options={**card.options, **options})
+    encoder = get_backend(card.backend)(card, pretrained=pretrained)
+    encoder = encoder.to(device=device, dtype=dtype) if dtype is not None else encoder.to(device=device)
+    return encoder.freeze()
+
+def default_encoder_name(modality: Modality) -> str:
+    """The offline default expert of a modality (the first card flagged ``default`` in its options)."""
+    for card in _all_cards().values():
+        if card.modality == modality and card.options.get("default"):
+            return card.name
+    raise UnknownEncoderError(
+        f"no default {modality.value} expert is installed; pass encoder=... (see bind.list_encoders('{modality.value}'))")
+
+@functools.lru_cache(maxsize=8)
+def cached_encoder(name: str, device: str = "cpu") -> Encoder:
+    """A shared instance of a named expert, so repeated ``bind.embed`` calls don't reload weights."""
+    return create_encoder(name, device=device)
+
