@@ -14,7 +14,7 @@ from .errors import (AmbiguousModalityError, BindError, ConfigError, InputError,
 from .io.audio import Waveform
 from .modality import Modality, infer_modality
 from .registry import (EncoderInfo, create_encoder, get_backend, get_card, list_encoders, register_backend,
-                       register_encoder, weights_available)
+                       register_encoder, unregister_encoder, weights_available)
 
 __version__ = "0.1.0"
 
@@ -22,5 +22,5 @@ __all__ = [
     "AmbiguousModalityError", "BindError", "ConfigError", "EmbedResult", "Encoder", "EncoderCard", "EncoderInfo",
     "InputError", "Modality", "UnknownEncoderError", "Waveform", "WeightsUnavailableError", "collate_segments",
     "create_encoder", "embed", "get_backend", "get_card", "infer_modality", "list_encoders", "pool_segments",
-    "register_backend", "register_encoder", "weights_available",
+    "register_backend", "register_encoder", "unregister_encoder", "weights_available",
 ]

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from .encoder import Encoder
-from .errors import ConfigError, InputError
+from .errors import AmbiguousModalityError, ConfigError, InputError
 from .modality import Modality, infer_modality
 from .registry import cached_encoder, default_encoder_name
 
@@ -95,7 +95,12 @@ def _check_modalities(items: list[Any], expected: Modality | None, sample_rate: 
             if expected == Modality.TEXT and isinstance(item, str):
                 modality = Modality.TEXT
             else:
-                modality = infer_modality(item, sample_rate)
+                try:
+                    modality = infer_modality(item, sample_rate)
+                except AmbiguousModalityError:
+                    if expected is None:
+                        raise
+                    modality = expected  # the caller's encoder/modality resolves the ambiguity
             expected = expected or modality
             if modality != expected:
                 raise InputError(item, f"is {modality.value} but this call embeds {expected.value}")

@@ -55,9 +55,12 @@ class InputError(BindError, ValueError):
         where = f"item {index} " if index is not None else ""
         super().__init__(f"{where}{describe_item(item)}: {reason}")
 
+    def __reduce__(self) -> tuple:  # picklable across DataLoader worker processes
+        return type(self), (self.item, self.reason, self.index)
+
     def at(self, index: int) -> "InputError":
         """The same error, tagged with the item's position in a batch."""
-        return InputError(self.item, self.reason, index)
+        return type(self)(self.item, self.reason, index)
 
 
 class AmbiguousModalityError(InputError):

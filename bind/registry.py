@@ -80,6 +80,13 @@ def register_encoder(card: EncoderCard | dict[str, Any], backend: type[Encoder] 
         _USER_CARDS[card.name] = card
     return card
 
+def unregister_encoder(name: str) -> None:
+    """Remove an expert registered with ``register_encoder`` (packaged cards cannot be removed)."""
+    with _LOCK:
+        if _USER_CARDS.pop(name, None) is None:
+            raise UnknownEncoderError(f"no user-registered encoder named {name!r}")
+
+
 def get_card(name: str) -> EncoderCard:
     """The card of a registered expert, or of a dynamic ``backend:spec`` name."""
     cards = _all_cards()

@@ -1,0 +1,52 @@
+"""Shared fixtures. Tests never touch a model hub: offline mode is forced before anything imports HF code."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import bind  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def minilm() -> bind.Encoder:
+    return bind.create_encoder("minilm-l6.text")
+
+
+@pytest.fixture(scope="session")
+def effnet() -> bind.Encoder:
+    return bind.create_encoder("efficientnet-lite0.image")
+
+
+@pytest.fixture(scope="session")
+def effnet_logits() -> bind.Encoder:
+    return bind.create_encoder("efficientnet-lite0.imagenet-logits")
+
+
+def make_expert(card: bind.EncoderCard) -> bind.Encoder:
+    """The real expert when its weights are here, else its backend's tiny random-weight instance."""
+    if bind.weights_available(card):
+        return bind.create_encoder(card.name)
+    return bind.get_backend(card.backend).tiny(card).freeze()
+
+
+def sample_inputs(modality: bind.Modality, count: int, seed: int = 0) -> list:
+    """Small in-memory inputs of one modality, all different."""
+    rng = np.random.default_rng(seed)
+    if modality == bind.Modality.TEXT:
+        words = ["a cat", "a red truck", "rain on a window", "two dogs playing", "an old clock", "a guitar solo"]
+        return [words[i % len(words)] + f" number {i}" for i in range(count)]
+    if modality == bind.Modality.IMAGE:
+        return [rng.integers(0, 256, (48 + 8 * i, 64, 3), dtype=np.uint8) for i in range(count)]
+    if modality == bind.Modality.AUDIO:
+        t = np.arange(16000 * 2) / 16000
+        return [(0.3 * np.sin(2 * np.pi * (220 + 110 * i) * t)).astype(np.float32) for i in range(count)]
+    if modality == bind.Modality.VIDEO:
+        return [rng.integers(0, 256, (6, 40, 48, 3), dtype=np.uint8) for _ in range(count)]
+    if modality == bind.Modality.POINTS:
+        return [rng.normal(size=(256, 3)).astype(np.float32) * (1 + i) for i in range(count)]
+    raise ValueError(modality)
