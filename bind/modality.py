@@ -102,6 +102,10 @@ def infer_modality(item: Any, sample_rate: int | None = None) -> Modality:
         return modality
     if isinstance(item, Image.Image):
         return Modality.IMAGE
+    from .io.audio import Waveform
+
+    if isinstance(item, Waveform):
+        return Modality.AUDIO
     shape = _array_shape(item)
     if shape is not None:
         return _array_modality(item, shape, sample_rate)
