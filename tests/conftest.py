@@ -6,6 +6,8 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from pathlib import Path  # noqa: E402
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
@@ -50,3 +52,13 @@ def sample_inputs(modality: bind.Modality, count: int, seed: int = 0) -> list:
     if modality == bind.Modality.POINTS:
         return [rng.normal(size=(256, 3)).astype(np.float32) * (1 + i) for i in range(count)]
     raise ValueError(modality)
+
+
+def put_in_hf_cache(cache: Path, repo_id: str, filename: str) -> Path:
+    """The path a file of ``repo_id`` has in a Hugging Face cache rooted at ``cache`` (refs/main -> snapshot)."""
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text("0" * 40)
+    target = repo / "snapshots" / ("0" * 40) / filename
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return target
