@@ -78,6 +78,7 @@ def register_encoder(card: EncoderCard | dict[str, Any], backend: type[Encoder] 
         if card.name in _all_cards() and not overwrite:
             raise ConfigError(f"an encoder named {card.name!r} is already registered (pass overwrite=True)")
         _USER_CARDS[card.name] = card
+    cached_encoder.cache_clear()  # a replaced card must not keep serving its old instance
     return card
 
 def unregister_encoder(name: str) -> None:
@@ -85,6 +86,7 @@ def unregister_encoder(name: str) -> None:
     with _LOCK:
         if _USER_CARDS.pop(name, None) is None:
             raise UnknownEncoderError(f"no user-registered encoder named {name!r}")
+    cached_encoder.cache_clear()
 
 
 def get_card(name: str) -> EncoderCard:
