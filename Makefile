@@ -1,0 +1,25 @@
+# Quickstart targets: each sets up .venv on a fresh machine (idempotent) and then does its job.
+PY ?= python3
+VENV := .venv
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: setup demo test bench
+
+$(VENV)/.installed: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet '.[all,test]'
+	touch $@
+
+setup: $(VENV)/.installed
+	$(VENV)/bin/pip install --quiet --no-deps --force-reinstall .
+
+demo: setup
+	$(VENV)/bin/bind demo
+
+test: setup
+	$(VENV)/bin/pytest -q -rs
+
+bench: setup
+	$(VENV)/bin/python bench/embed_throughput.py
