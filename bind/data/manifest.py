@@ -293,7 +293,8 @@ def load_manifest(path: str | os.PathLike, *, source_modality: str | Modality | 
         rows.pairs.append(Pair(source, target, meta))
         seen[0].add(source_kind)
         seen[1].add(target_kind)
-    return rows.finish(source_modality=_only(seen[0]) or defaults[0], target_modality=_only(seen[1]) or defaults[1])
+    return rows.finish(source_modality=_only(seen[0]) if seen[0] else defaults[0],
+                       target_modality=_only(seen[1]) if seen[1] else defaults[1])
 
 
 def _only(values: set[Modality]) -> Modality | None:
@@ -364,7 +365,7 @@ def folder_with_captions(folder: str | os.PathLike, *, caption_suffix: str = ".t
             captions = [line.strip() for line in sidecar.read_text(encoding="utf-8").splitlines() if line.strip()]
             if not captions:
                 raise RowError(f"empty caption file {sidecar.name}")
-        except (RowError, UnicodeDecodeError) as exc:
+        except (RowError, OSError, UnicodeDecodeError) as exc:
             rows.problem(where, str(exc))
             continue
         kinds.add(modality)
