@@ -1,0 +1,44 @@
+"""Retrieval metrics over a query-by-candidate similarity matrix (one rule: cosine of unit vectors)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+
+def ranks_of_targets(similarity: torch.Tensor, targets: Sequence[Sequence[int]] | torch.Tensor) -> torch.Tensor:
+    """The 1-based rank of the best-ranked correct candidate for every query.
+
+    ``similarity``: ``[Q, C]``; ``targets``: the correct candidate indices of each query (one or several),
+    or a ``[Q]`` tensor with one index per query. Ties count against the query (pessimistic).
+    """
+    if isinstance(targets, torch.Tensor):
+        targets = [[int(t)] for t in targets.tolist()]
+    if len(targets) != similarity.shape[0]:
+        raise ValueError(f"{len(targets)} target lists for {similarity.shape[0]} queries")
+    ranks = torch.empty(similarity.shape[0], dtype=torch.long)
+    for q, correct in enumerate(targets):
+        if not correct:
+            raise ValueError(f"query {q} has no correct candidate")
+        best = similarity[q, list(correct)].max()
+        ranks[q] = int((similarity[q] >= best).sum())
+    return ranks
+
+
+def recall_at(ranks: torch.Tensor, ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
+    """R@k: the fraction of queries whose first correct candidate is within the top k; plus mean/median rank."""
+    out = {f"R@{k}": float((ranks <= k).float().mean()) for k in ks}
+    out["mean_rank"] = float(ranks.float().mean())
+    out["median_rank"] = float(ranks.float().median())
+    return out
+
+
+def paired_retrieval(a: torch.Tensor, b: torch.Tensor, ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
+    """Both directions for row-aligned pairs ``a[i] <-> b[i]`` (unit vectors): keys ``a2b/R@1`` ... ``b2a/...``."""
+    if a.shape[0] != b.shape[0]:
+        raise ValueError(f"paired retrieval needs aligned rows, got {a.shape[0]} and {b.shape[0]}")
+    similarity = a.float() @ b.float().T
+    target = torch.arange(a.shape[0])
+    out = {f"a2b/{k}": v for k, v in recall_at(ranks_of_targets(similarity, target), ks).items()}
+    out.update({f"b2a/{k}": v for k, v in recall_at(ranks_of_targets(similarity.T, target), ks).items()})
+    return out

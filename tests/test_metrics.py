@@ -1,0 +1,34 @@
+"""Retrieval metrics against hand-computed values."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bind.metrics import paired_retrieval, ranks_of_targets, recall_at
+
+
+def test_ranks_and_recall_by_hand():
+    similarity = torch.tensor([[0.9, 0.1, 0.5],   # correct 0 -> rank 1
+                               [0.8, 0.2, 0.3],   # correct 1 -> rank 3
+                               [0.1, 0.7, 0.6]])  # correct 2 -> rank 2
+    ranks = ranks_of_targets(similarity, torch.tensor([0, 1, 2]))
+    assert ranks.tolist() == [1, 3, 2]
+    metrics = recall_at(ranks, ks=(1, 2))
+    assert metrics["R@1"] == pytest.approx(1 / 3) and metrics["R@2"] == pytest.approx(2 / 3)
+    assert metrics["mean_rank"] == pytest.approx(2.0) and metrics["median_rank"] == 2.0
+
+
+def test_several_correct_candidates_and_ties():
+    similarity = torch.tensor([[0.1, 0.5, 0.5, 0.9]])
+    assert ranks_of_targets(similarity, [[1, 2]]).tolist() == [3]   # tie with the other correct one: rank 3
+    assert ranks_of_targets(similarity, [[0, 3]]).tolist() == [1]
+    with pytest.raises(ValueError, match="no correct"):
+        ranks_of_targets(similarity, [[]])
+
+
+def test_paired_retrieval_both_directions():
+    a = torch.eye(3)
+    b = torch.tensor([[1.0, 0, 0], [0, 0, 1.0], [0, 1.0, 0]])
+    metrics = paired_retrieval(a, b, ks=(1,))
+    assert metrics["a2b/R@1"] == pytest.approx(1 / 3) and metrics["b2a/R@1"] == pytest.approx(1 / 3)
+    assert paired_retrieval(a, a, ks=(1,))["a2b/R@1"] == 1.0
