@@ -12,8 +12,9 @@ def ranks_of_targets(similarity: torch.Tensor, targets: Sequence[Sequence[int]] 
     ``similarity``: ``[Q, C]``; ``targets``: the correct candidate indices of each query (one or several),
     or a ``[Q]`` tensor with one index per query. Ties count against the query (pessimistic).
     """
-    if isinstance(targets, torch.Tensor):
-        targets = [[int(t)] for t in targets.tolist()]
+    if isinstance(targets, torch.Tensor):  # one correct candidate per query: vectorised
+        best = similarity.gather(1, targets.long().view(-1, 1))
+        return (similarity >= best).sum(dim=1)
     if len(targets) != similarity.shape[0]:
         raise ValueError(f"{len(targets)} target lists for {similarity.shape[0]} queries")
     ranks = torch.empty(similarity.shape[0], dtype=torch.long)
