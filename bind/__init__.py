@@ -13,6 +13,7 @@ from .errors import (AmbiguousModalityError, BindError, ConfigError, InputError,
                      WeightsUnavailableError)
 from .io.audio import Waveform
 from .modality import Modality, infer_modality
+from .projectors import Projector, ProjectorConfig, build_projector, load_projector
 from .registry import (EncoderInfo, create_encoder, get_backend, get_card, list_encoders, register_backend,
                        register_encoder, unregister_encoder, weights_available)
 
@@ -20,7 +21,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AmbiguousModalityError", "BindError", "ConfigError", "EmbedResult", "Encoder", "EncoderCard", "EncoderInfo",
-    "InputError", "Modality", "UnknownEncoderError", "Waveform", "WeightsUnavailableError", "collate_segments",
+    "InputError", "Modality", "Projector", "ProjectorConfig", "build_projector", "load_projector", "UnknownEncoderError", "Waveform", "WeightsUnavailableError", "collate_segments",
     "create_encoder", "embed", "get_backend", "get_card", "infer_modality", "list_encoders", "pool_segments",
     "register_backend", "register_encoder", "unregister_encoder", "weights_available",
 ]

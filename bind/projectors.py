@@ -25,8 +25,9 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Union
+from typing import Any, ClassVar
 
 import safetensors
 import safetensors.torch
@@ -42,7 +43,7 @@ WEIGHTS_FILE = "model.safetensors"
 README_FILE = "README.md"
 
 # an optional field's default: a constant, or a function of (d_in, d_out)
-Default = Union[int, float, Callable[[int, int], int]]
+Default = int | float | Callable[[int, int], int]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +87,7 @@ class ProjectorConfig:
         return {key: value for key, value in dataclasses.asdict(self).items() if value is not None}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "<dict>") -> "ProjectorConfig":
+    def from_dict(cls, data: dict[str, Any], source: str = "<dict>") -> ProjectorConfig:
         if not isinstance(data, dict):
             raise ConfigError(f"projector config {source}: expected a JSON object, got {type(data).__name__}")
         fields = {f.name for f in dataclasses.fields(cls)}
@@ -169,7 +170,7 @@ class Projector(nn.Module):
         return target
 
     @classmethod
-    def load(cls, directory: str | os.PathLike, device: str | torch.device | None = None) -> "Projector":
+    def load(cls, directory: str | os.PathLike, device: str | torch.device | None = None) -> Projector:
         """Read an adapter folder written by :meth:`save`; the projector comes back in eval mode."""
         directory = Path(directory)
         config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE

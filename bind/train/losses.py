@@ -35,7 +35,7 @@ class InfoNCE(nn.Module):
     parameter is clamped in place before each use, like CLIP's logit scale after each optimiser step.
     """
 
-    def __init__(self, init_temperature: float = 0.07, min: float = 0.001, max: float = 0.5,  # noqa: A002
+    def __init__(self, init_temperature: float = 0.07, min: float = 0.001, max: float = 0.5,
                  learnable: bool = True) -> None:
         super().__init__()
         if not 0 < min <= init_temperature <= max:
@@ -174,7 +174,7 @@ class AlignmentLoss(nn.Module):
             weight = self.structure.weight_at(step)
             total = total + weight * regulariser
             parts["structure"] = regulariser.detach()
-            parts["structure_weight"] = torch.tensor(weight)
+            parts["structure_weight"] = torch.tensor(weight, device=total.device)
         if self.intra is not None:
             pointwise = self.intra(projected, anchor)
             total = total + self.intra_weight * pointwise
