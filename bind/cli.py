@@ -51,6 +51,13 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from .train.cli import main as train_main
+
+    train_main(["--config", args.recipe, *args.overrides])
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bind", description="Bind frozen pretrained experts into one space.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -69,6 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable inputs and report them")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_embed)
+
+    p = commands.add_parser("train", help="train an adapter from a recipe (LightningCLI flags follow)",
+                            description="Train a projector from a recipe YAML; any LightningCLI flag overrides it, "
+                                        "e.g. --trainer.max_epochs 5 --trainer.devices 2 --trainer.strategy ddp")
+    p.add_argument("recipe", help="recipe YAML (e.g. recipes/image_to_minilm_offline.yaml)")
+    p.add_argument("overrides", nargs=argparse.REMAINDER, help="LightningCLI overrides")
+    p.set_defaults(run=_train)
 
     p = commands.add_parser("demo", help="embed assets/ offline and show the closest caption of each item")
     p.add_argument("--top-k", type=int, default=3)

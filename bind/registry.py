@@ -134,16 +134,19 @@ def list_encoders(modality: str | Modality | None = None, pattern: str | None = 
     return rows
 
 def create_encoder(name: str | EncoderCard, *, device: str | torch.device = "cpu",
-                   dtype: torch.dtype | None = None, pretrained: bool = True, **options: Any) -> Encoder:
+                   dtype: torch.dtype | None = None, pretrained: bool = True, tiny: bool = False,
+                   **options: Any) -> Encoder:
     """A frozen expert (eval mode, no grad) on ``device``/``dtype``.
 
-    ``pretrained=False`` builds the same architecture with random weights (for tests); ``options``
-    override the card's ``options``. Raises WeightsUnavailableError instead of falling back.
+    ``pretrained=False`` builds the same architecture with random weights; ``tiny=True`` builds the
+    backend's tiny random-weight stand-in with the same dim and preprocessing (smoke tests of recipes).
+    ``options`` override the card's ``options``. Raises WeightsUnavailableError instead of falling back.
     """
     card = name if isinstance(name, EncoderCard) else get_card(name)
     if options:
         card = card.replace(options={**card.options, **options})
-    encoder = get_backend(card.backend)(card, pretrained=pretrained)
+    backend = get_backend(card.backend)
+    encoder = backend.tiny(card) if tiny else backend(card, pretrained=pretrained)
     encoder = encoder.to(device=device, dtype=dtype) if dtype is not None else encoder.to(device=device)
     return encoder.freeze()
 
@@ -156,7 +159,7 @@ def default_encoder_name(modality: Modality) -> str:
         f"no default {modality.value} expert is installed; pass encoder=... (see bind.list_encoders('{modality.value}'))")
 
 @functools.lru_cache(maxsize=8)
-def cached_encoder(name: str, device: str = "cpu") -> Encoder:
+def cached_encoder(name: str, device: str = "cpu", tiny: bool = False) -> Encoder:
     """A shared instance of a named expert, so repeated ``bind.embed`` calls don't reload weights."""
-    return create_encoder(name, device=device)
+    return create_encoder(name, device=device, tiny=tiny)
 

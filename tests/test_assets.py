@@ -40,7 +40,8 @@ def test_modality_matches_the_file_extension():
 
 def test_every_file_is_in_the_manifest():
     root = assets_dir()
-    on_disk = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and p.name not in NOT_LISTED}
+    on_disk = {p.relative_to(root).as_posix() for p in root.rglob("*")
+               if p.is_file() and p.name not in NOT_LISTED and "__pycache__" not in p.parts}
     listed = {e.path.relative_to(root.resolve()).as_posix() for e in ENTRIES}
     assert on_disk == listed
 
