@@ -35,7 +35,7 @@ from typing import Any, Iterator, Literal, Sequence
 import numpy as np
 import torch
 
-from .embed import EmbedResult, resolve_encoder
+from .embed import EmbedResult, embed, resolve_encoder
 from .encoder import Encoder
 from .errors import ConfigError, InputError
 from .io.atomic import atomic_path
@@ -204,11 +204,10 @@ class _Store:
 
         data = save({"features": features.contiguous()})
         name = f"{uuid.uuid4().hex}.safetensors"
-        with atomic_path(self.shards / name) as tmp:
-            with open(tmp, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
+        with atomic_path(self.shards / name) as tmp, open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
         with self._db() as db:
             db.execute("INSERT INTO shards VALUES (?, ?, ?)", (name, hashlib.sha256(data).hexdigest(), len(keys)))
             db.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?, ?)",
@@ -310,11 +309,10 @@ class FeatureCache:
         return rows
 
     def _compute(self, store: _Store, items: list[Any], first: dict[str, int], enc: Encoder, *,
-                 on_error: str, progress: bool, **embed_options: Any) -> tuple[dict[str, torch.Tensor], list[InputError]]:
+                 on_error: str, progress: bool,
+                 **embed_options: Any) -> tuple[dict[str, torch.Tensor], list[InputError]]:
         """Embed each missing key's first item in chunks; flush a shard every ``flush_every`` rows."""
         from tqdm.auto import tqdm
-
-        from .embed import embed
 
         pending = list(first.items())
         chunk = max(1, min(self.flush_every, 8 * embed_options["batch_size"]))

@@ -210,7 +210,7 @@ def resolve_item(value: Any, modality: Modality | None, base: Path, what: str) -
     if not value.strip():
         raise RowError(f"empty {what} path")
     path = Path(value.strip()).expanduser()
-    return check_file(path if path.is_absolute() else base / path), modality
+    return check_file(Path(os.path.normpath(path if path.is_absolute() else base / path))), modality
 
 
 def _modality_arg(value: Any, where: str) -> Modality | None:
