@@ -26,8 +26,8 @@ def test_contract(expert):
     assert torch.allclose(batch.norm(dim=1), torch.ones(3), atol=1e-4)
     again = bind.embed(items, encoder=expert, batch_size=3, **kwargs)
     assert torch.allclose(batch, again, atol=1e-4), "deterministic and independent of batching"
-    single = bind.embed(items[2], encoder=expert, **kwargs)
-    assert single.shape == (card.dim,) and torch.allclose(single, batch[2], atol=1e-4)
+    alone = torch.stack([bind.embed(item, encoder=expert, **kwargs) for item in items])
+    assert alone.shape == (3, card.dim) and torch.allclose(alone, batch, atol=1e-4), "order kept, one == many"
     assert not torch.allclose(batch[0], batch[1], atol=1e-3), "different inputs, different embeddings"
 
 

@@ -46,18 +46,6 @@ def test_card_matches_open_clip_configs(card):
     assert {k: _plain(v) for k, v in derived.preprocess.items()} == card.preprocess
 
 
-@pytest.mark.parametrize("card", CARDS, ids=_ids(CARDS))
-def test_batch_equals_items_in_order(card, experts):
-    expert = experts[card.name]
-    items = sample_inputs(card.modality, 4)
-    batch = bind.embed(items, encoder=expert, batch_size=3)
-    assert batch.shape == (4, card.dim)
-    assert torch.allclose(batch.norm(dim=1), torch.ones(4), atol=1e-5)
-    alone = torch.stack([bind.embed(item, encoder=expert) for item in items])
-    assert torch.allclose(batch, alone, atol=1e-5)
-    assert torch.equal(batch, bind.embed(items, encoder=expert, batch_size=3))
-
-
 @pytest.mark.parametrize("card", IMAGE_CARDS, ids=_ids(IMAGE_CARDS))
 def test_image_transform_comes_from_model_config(card, experts):
     expert = experts[card.name]

@@ -7,15 +7,14 @@ and ``pair.meta["label"]`` (an index into it). Nothing is downloaded: point the 
 """
 from __future__ import annotations
 
-import csv
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..errors import InputError
 from ..modality import EXTENSIONS, Modality
-from .manifest import ManifestError, OnError, Pair, PairManifest, RowError, RowProblem, Rows, check_file, check_text
+from .manifest import OnError, Pair, PairManifest, RowError, Rows, check_file, check_text, csv_rows
 
 AUDIO_SUFFIXES = tuple(sorted(s for s, m in EXTENSIONS.items() if m == Modality.AUDIO))
 _SPLIT_WORDS = {"train": "train", "development": "train", "val": "val", "valid": "val", "validation": "val",
@@ -27,22 +26,6 @@ def _folder(path: str | os.PathLike, what: str) -> Path:
     if not path.is_dir():
         raise InputError(str(path), f"{what} folder not found")
     return path
-
-
-def _csv_rows(path: Path, required: list[str]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(``line N``, row) per data row; a header without a required column raises at once."""
-    if not path.is_file():
-        raise InputError(str(path), "CSV file not found")
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in required if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ManifestError(path, [RowProblem("line 1", f"the header has no {missing} column "
-                                                            f"(columns: {reader.fieldnames})")])
-        start = reader.line_num + 1
-        for row in reader:
-            where, start = f"line {start}", reader.line_num + 1
-            yield where, row
 
 
 def _field(row: dict[str, Any], key: str) -> str:
@@ -88,7 +71,7 @@ def audiocaps(csv_path: str | os.PathLike, audio_dir: str | os.PathLike, *, spli
     split = split or _split_from_name(csv_path.stem)
     files = {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in AUDIO_SUFFIXES}
     rows = Rows(csv_path, on_error)
-    for where, row in _csv_rows(csv_path, ["audiocap_id", "youtube_id", "start_time", "caption"]):
+    for where, row in csv_rows(csv_path, ["audiocap_id", "youtube_id", "start_time", "caption"]):
         rows.rows += 1
         try:
             audiocap_id, youtube_id = _field(row, "audiocap_id"), _field(row, "youtube_id")
@@ -117,7 +100,7 @@ def clotho(csv_path: str | os.PathLike, audio_dir: str | os.PathLike, *, split: 
     split = split or _split_from_name(csv_path.stem)
     rows = Rows(csv_path, on_error)
     columns: list[str] = []
-    for where, row in _csv_rows(csv_path, ["file_name", "caption_1"]):
+    for where, row in csv_rows(csv_path, ["file_name", "caption_1"]):
         columns = columns or sorted((c for c in row if c and c.startswith("caption_")), key=lambda c: int(c[8:]))
         rows.rows += 1
         try:
@@ -148,7 +131,7 @@ def esc50(root: str | os.PathLike, *, test_fold: int | None = None, on_error: On
     rows = Rows(csv_path, on_error)
     parsed: list[tuple[Path, int, int, str, dict[str, Any]]] = []
     names: dict[int, str] = {}
-    for where, row in _csv_rows(csv_path, ["filename", "fold", "target", "category"]):
+    for where, row in csv_rows(csv_path, ["filename", "fold", "target", "category"]):
         rows.rows += 1
         try:
             try:

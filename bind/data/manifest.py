@@ -222,24 +222,32 @@ def _modality_arg(value: Any, where: str) -> Modality | None:
         raise RowError(f"{where}: {exc}") from None
 
 
+def csv_rows(path: Path, required: list[str], delimiter: str = ",") -> Iterator[tuple[str, dict[str, Any]]]:
+    """(``line N``, row) per data row of a CSV file; a header without a required column raises at once."""
+    if not path.is_file():
+        raise InputError(str(path), "CSV file not found")
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        reader = csv.DictReader(handle, delimiter=delimiter)
+        missing = [c for c in required if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ManifestError(path, [RowProblem("line 1", f"the header has no {missing} column "
+                                                            f"(columns: {reader.fieldnames})")])
+        start = reader.line_num + 1
+        for row in reader:
+            where, start = f"line {start}", reader.line_num + 1
+            yield where, row
+
+
 def _read_records(path: Path, rows: Rows) -> Iterator[tuple[str, dict[str, Any]]]:
     """(where, record) per data row of a CSV/TSV or JSONL file; unreadable rows become problems."""
     suffix = path.suffix.lower()
     if suffix in (".csv", ".tsv"):
-        with open(path, encoding="utf-8-sig", newline="") as handle:
-            reader = csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ",")
-            missing = {"source", "target"} - set(reader.fieldnames or [])
-            if missing:
-                raise ManifestError(path, [RowProblem("line 1", f"the header has no {sorted(missing)} column "
-                                                                f"(columns: {reader.fieldnames})")])
-            start = reader.line_num + 1
-            for record in reader:
-                where, start = f"line {start}", reader.line_num + 1
-                if None in record:
-                    rows.rows += 1
-                    rows.problem(where, f"more fields than the header's {len(reader.fieldnames or [])}")
-                    continue
-                yield where, record
+        for where, record in csv_rows(path, ["source", "target"], delimiter="\t" if suffix == ".tsv" else ","):
+            if None in record:
+                rows.rows += 1
+                rows.problem(where, "more fields than the header has")
+                continue
+            yield where, record
     elif suffix in (".jsonl", ".ndjson"):
         with open(path, encoding="utf-8") as handle:
             for number, line in enumerate(handle, start=1):
