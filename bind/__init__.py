@@ -6,20 +6,40 @@ Quick use::
     bind.list_encoders(modality="image")
     vectors = bind.embed(["a cat", "a truck"], encoder="minilm-l6.text")
 """
+from .bonds import CombinationBond, DisplacementBond, ParallelBond, SequentialBond
 from .cards import EncoderCard
 from .embed import EmbedResult, embed
 from .encoder import Encoder, collate_segments, pool_segments
-from .errors import (AmbiguousModalityError, BindError, ConfigError, InputError, UnknownEncoderError,
-                     WeightsUnavailableError)
+from .errors import (
+                     AmbiguousModalityError,
+                     BindError,
+                     ConfigError,
+                     InputError,
+                     UnknownEncoderError,
+                     WeightsUnavailableError,
+)
 from .io.audio import Waveform
 from .modality import Modality, infer_modality
 from .projectors import Projector, ProjectorConfig, build_projector, load_projector
-from .registry import (EncoderInfo, create_encoder, get_backend, get_card, list_encoders, register_backend,
-                       register_encoder, unregister_encoder, weights_available)
+from .registry import (
+                     EncoderInfo,
+                     create_encoder,
+                     get_backend,
+                     get_card,
+                     list_encoders,
+                     register_backend,
+                     register_encoder,
+                     unregister_encoder,
+                     weights_available,
+)
+from .routers import RoutedSpace, Router
+from .space import AnchorSpace, ExpertPath, Space, load_space
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AnchorSpace", "CombinationBond", "DisplacementBond", "ExpertPath", "ParallelBond", "RoutedSpace", "Router",
+    "SequentialBond", "Space", "load_space",
     "AmbiguousModalityError", "BindError", "ConfigError", "EmbedResult", "Encoder", "EncoderCard", "EncoderInfo",
     "InputError", "Modality", "Projector", "ProjectorConfig", "build_projector", "load_projector", "UnknownEncoderError", "Waveform", "WeightsUnavailableError", "collate_segments",
     "create_encoder", "embed", "get_backend", "get_card", "infer_modality", "list_encoders", "pool_segments",

@@ -23,8 +23,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -36,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import ConfigError, InputError
+from .io.atomic import atomic_dir
 from .resources import resource_dir
 
 CONFIG_FILE = "config.json"
@@ -154,18 +153,12 @@ class Projector(nn.Module):
             raise ConfigError(f"projector meta must be JSON-serialisable: {exc}") from exc
         if target.exists() and not target.is_dir():
             raise ConfigError(f"cannot save a projector to {target}: it exists and is not a folder")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-        try:
+        with atomic_dir(target) as staging:
             (staging / CONFIG_FILE).write_text(config_text + "\n")
             tensors = {key: value.detach().cpu().contiguous() for key, value in self.state_dict().items()}
             safetensors.torch.save_file(tensors, str(staging / WEIGHTS_FILE), metadata={"format": "pt"})
             if readme is not None:
                 (staging / README_FILE).write_text(readme)
-            _swap_in(staging, target)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
         self.meta = merged
         return target
 
@@ -196,21 +189,6 @@ class Projector(nn.Module):
         if device is not None:
             projector.to(device)
         return projector.eval()
-
-
-def _swap_in(staging: Path, target: Path) -> None:
-    """Rename the finished ``staging`` folder to ``target``, replacing an existing folder."""
-    if not target.exists():
-        os.replace(staging, target)
-        return
-    backup = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-    os.replace(target, backup)  # an empty folder may be replaced by a rename
-    try:
-        os.replace(staging, target)
-    except BaseException:
-        os.replace(backup, target)
-        raise
-    shutil.rmtree(backup, ignore_errors=True)
 
 
 class _Residual(nn.Module):

@@ -6,13 +6,16 @@ saved next to the run's logs and inside the exported adapter. After fitting, the
 """
 from __future__ import annotations
 
+import importlib
 import json
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
+import yaml
 from lightning.pytorch.cli import LightningCLI
 
+from ..errors import ConfigError
 from .datamodule import PairedFeatures
 from .model_card import write_adapter
 from .module import AlignModule
@@ -30,13 +33,54 @@ class BindCLI(LightningCLI):
                             help="continue from the last checkpoint of this run (after a kill)")
 
 
+def _resume_checkpoint(trainer: Any) -> str:
+    """The newest ``last.ckpt`` under the run's root, in any logger version; checkpoints keep going there.
+
+    Each run gets a new logger version folder, so Lightning's ``ckpt_path="last"`` (which looks only in this
+    run's folder) would silently start from scratch. Pointing the checkpoint callbacks at the old folder
+    also restores their best-so-far score, so the best checkpoint is still chosen over the whole run.
+    """
+    found = sorted(Path(trainer.default_root_dir).rglob("last*.ckpt"), key=lambda path: path.stat().st_mtime)
+    if not found:
+        raise ConfigError(f"--resume: no last.ckpt under {trainer.default_root_dir} "
+                          "(a ModelCheckpoint with save_last=True writes one)")
+    for callback in trainer.checkpoint_callbacks:
+        if callback.dirpath is None:
+            callback.dirpath = str(found[-1].parent)
+    return str(found[-1])
+
+
+# a recipe whose ``model.class_path`` names one of these classes is run by that module's own entry point
+ENTRY_POINTS = {"bind.train.router.RouterModule": "bind.train.router:main"}
+
+
+def _model_class_path(argv: Sequence[str]) -> str | None:
+    """The ``model.class_path`` of the recipe given with ``--config`` (None when it names none)."""
+    args = list(argv)
+    flag = next((i for i, arg in enumerate(args) if arg in ("--config", "-c")), None)
+    if flag is None or flag + 1 >= len(args):
+        return None
+    try:
+        recipe = yaml.safe_load(Path(args[flag + 1]).read_text())
+    except (OSError, yaml.YAMLError):
+        return None  # LightningCLI reports the unreadable recipe
+    model = recipe.get("model") if isinstance(recipe, dict) else None
+    return model.get("class_path") if isinstance(model, dict) else None
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """Fit, test the best checkpoint, export; returns the test metrics (empty without a test split)."""
+    """Fit, test the best checkpoint, export; returns the test metrics (empty without a test split).
+
+    Recipes whose model is one of :data:`ENTRY_POINTS` (e.g. routers) are handed to that trainer."""
+    entry = ENTRY_POINTS.get(_model_class_path(argv) or "") if argv is not None else None
+    if entry is not None:
+        module, _, name = entry.partition(":")
+        return getattr(importlib.import_module(module), name)(list(argv))  # type: ignore[arg-type]
     cli = BindCLI(AlignModule, PairedFeatures, run=False, args=list(argv) if argv is not None else None,
                   save_config_kwargs={"overwrite": True}, seed_everything_default=0)
     trainer, model, data = cli.trainer, cli.model, cli.datamodule
     start = time.perf_counter()
-    trainer.fit(model, datamodule=data, ckpt_path="last" if cli.config.resume else None)
+    trainer.fit(model, datamodule=data, ckpt_path=_resume_checkpoint(trainer) if cli.config.resume else None)
     fit_seconds = time.perf_counter() - start
     checkpoint = trainer.checkpoint_callback
     best = checkpoint.best_model_path if checkpoint is not None and checkpoint.best_model_path else None
