@@ -18,6 +18,7 @@ from .errors import (
                      UnknownEncoderError,
                      WeightsUnavailableError,
 )
+from .index import FolderReport, Hit, Index
 from .io.audio import Waveform
 from .modality import Modality, infer_modality
 from .projectors import Projector, ProjectorConfig, build_projector, load_projector
@@ -39,7 +40,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AnchorSpace", "CombinationBond", "DisplacementBond", "ExpertPath", "ParallelBond", "RoutedSpace", "Router",
-    "SequentialBond", "Space", "load_space",
+    "SequentialBond", "Space", "load_space", "FolderReport", "Hit", "Index",
     "AmbiguousModalityError", "BindError", "ConfigError", "EmbedResult", "Encoder", "EncoderCard", "EncoderInfo",
     "InputError", "Modality", "Projector", "ProjectorConfig", "build_projector", "load_projector", "UnknownEncoderError", "Waveform", "WeightsUnavailableError", "collate_segments",
     "create_encoder", "embed", "get_backend", "get_card", "infer_modality", "list_encoders", "pool_segments",

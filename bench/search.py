@@ -1,0 +1,246 @@
+"""Search speed of ``bind.Index`` vs ``faiss.IndexFlatIP`` on the same vectors, in one run, plus memory;
+and the approximate (faiss IVF / HNSW) backends' recall@10 and speed against exact search.
+
+Exact part: for every size N and dim d, N random unit vectors; single-query latency (median over
+``--queries`` queries, one at a time) and batch throughput (``--batch`` queries per call), ours (float32 and
+float16 storage) against faiss flat, measured in alternating rounds so load from other processes hits both
+sides alike. Goal: ours within 1.2x of faiss flat (ratio = ours / faiss time; below 1 = faster).
+
+Approximate part (``--ann-size`` rows, dim 384): recall@10 against our exact search and the speed-up over
+it, for a sweep of IVF ``nprobe`` (and HNSW ``ef_search`` with ``--hnsw``) on two kinds of random unit
+vectors: uniform on the sphere (no structure at all: every neighbour is about as far as any other, the
+worst case for any ANN method) and clustered (random centres plus noise, the structure real embeddings
+have). Goal: recall@10 >= 0.95 at >= 5x the exact speed at 1M.
+
+The index is searched with raw vectors; its space (MiniLM text, with a random linear projector for 512-d)
+only fixes the dimension and identity.
+
+    python bench/search.py                                  # 10k, 100k, 1M x 384, 512; ANN at 1M
+    python bench/search.py --sizes 10000,100000 --ann-size 100000 --hnsw
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import bind  # noqa: E402
+from bind.index import Index  # noqa: E402
+from bind.projectors import ProjectorConfig, build_projector  # noqa: E402
+from bind.space import AnchorSpace, ExpertPath  # noqa: E402
+
+K = 10
+ADD_CHUNK = 100_000
+
+
+def status_mib(field: str) -> float:
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def peak_extra_mib(fn: Callable[[], Any]) -> float:
+    """How far resident memory rises above its starting level while ``fn`` runs (Linux peak-RSS reset)."""
+    gc.collect()
+    with open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")
+    before = status_mib("VmRSS")
+    fn()
+    return status_mib("VmHWM") - before
+
+
+def make_space(dim: int) -> AnchorSpace:
+    if dim == 384:
+        return AnchorSpace.from_expert("minilm-l6.text")
+    projector = build_projector(ProjectorConfig("linear", 384, dim))
+    return AnchorSpace({"text": ExpertPath("minilm-l6.text", projector)})
+
+
+def uniform(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
+    out = np.empty((n, dim), np.float32)
+    for start in range(0, n, ADD_CHUNK):
+        part = rng.standard_normal((min(ADD_CHUNK, n - start), dim), dtype=np.float32)
+        out[start : start + len(part)] = part / np.linalg.norm(part, axis=1, keepdims=True)
+    return out
+
+
+def clustered(rng: np.random.Generator, n: int, dim: int, centres: np.ndarray, spread: float = 0.6) -> np.ndarray:
+    out = np.empty((n, dim), np.float32)
+    for start in range(0, n, ADD_CHUNK):
+        m = min(ADD_CHUNK, n - start)
+        part = centres[rng.integers(0, len(centres), m)] + spread / np.sqrt(dim) * rng.standard_normal((m, dim), dtype=np.float32)
+        out[start : start + m] = part / np.linalg.norm(part, axis=1, keepdims=True)
+    return out
+
+
+def fill(index: Index, vectors: np.ndarray) -> None:
+    for start in range(0, len(vectors), ADD_CHUNK):
+        part = vectors[start : start + ADD_CHUNK]
+        index.add_vectors(part, [str(start + i) for i in range(len(part))], "text")
+
+
+def alternate(fns: list[Callable[[], Any]], rounds: int) -> list[list[float]]:
+    """Wall times of each function over ``rounds`` alternating rounds, after one warm-up call each."""
+    for fn in fns:
+        fn()
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(rounds):
+        for side, fn in enumerate(fns):
+            start = time.perf_counter()
+            fn()
+            times[side].append(time.perf_counter() - start)
+    return times
+
+
+def exact_part(args: argparse.Namespace, results: list[dict[str, Any]]) -> None:
+    print(f"\n== exact search, k={K}: ours (bind.Index, float32 and float16 storage) vs faiss.IndexFlatIP ==")
+    print(f"{'N':>9} {'dim':>4} | {'1-query latency ms: ours':>24} {'fp16':>7} {'faiss':>7} {'ratio':>6} | "
+          f"{'batch queries/s: ours':>21} {'fp16':>7} {'faiss':>7} {'ratio':>6} | "
+          f"{'stored MiB':>19} | {'batch search peak MiB':>21}")
+    print(f"{'':>14} | {'':>24} {'':>7} {'':>7} {'':>6} | {'':>21} {'':>7} {'':>7} {'':>6} | "
+          f"{'ours':>7} {'fp16':>5} {'faiss':>5} | {'ours':>7} {'fp16':>5} {'faiss':>5}")
+    rng = np.random.default_rng(0)
+    for dim in args.dims:
+        space = make_space(dim)
+        for n in args.sizes:
+            row = exact_row(space, n, dim, rng, args)
+            results.append(row)
+            lat, qps = row["latency_ms"], row["queries_per_s"]
+            stored, peak = row["memory_mib"]["stored"], row["memory_mib"]["search_peak"]
+            print(f"{n:>9} {dim:>4} | {lat['ours']:>24.2f} {lat['fp16']:>7.2f} {lat['faiss']:>7.2f} "
+                  f"{row['latency_ratio']:>6.2f} | {qps['ours']:>21.0f} {qps['fp16']:>7.0f} {qps['faiss']:>7.0f} "
+                  f"{row['throughput_ratio']:>6.2f} | {stored['ours']:>7.0f} {stored['fp16']:>5.0f} "
+                  f"{stored['faiss']:>5.0f} | {peak['ours']:>7.0f} {peak['fp16']:>5.0f} {peak['faiss']:>5.0f}",
+                  flush=True)
+            gc.collect()
+    print("ratio = ours time / faiss time (latency; for batches faiss q/s over ours): below 1 = ours faster. "
+          "Peak = resident memory added during one batch search.")
+
+
+def exact_row(space: AnchorSpace, n: int, dim: int, rng: np.random.Generator,
+              args: argparse.Namespace) -> dict[str, Any]:
+    """One size: ours (float32, float16) and faiss flat over the same N random unit vectors."""
+    import faiss
+
+    x = uniform(rng, n, dim)
+    queries = uniform(rng, max(args.queries, args.batch), dim)
+    ours = Index(space, backend="exact")
+    fill(ours, x)
+    half = Index(space, backend="exact", dtype="float16")
+    fill(half, x)
+    flat = faiss.IndexFlatIP(dim)
+    flat.add(x)
+    del x
+    gc.collect()
+    check = ours.search_vectors(queries[:3], K)
+    _, want = flat.search(queries[:3], K)
+    assert [[int(h.id) for h in row] for row in check] == want.tolist(), "ours and faiss disagree"
+
+    singles = [q[None] for q in queries[: args.queries]]
+    batch = queries[: args.batch]
+    sides = {"ours": (lambda q: ours.search_vectors(q, K)), "fp16": (lambda q: half.search_vectors(q, K)),
+             "faiss": (lambda q: flat.search(q, K))}
+    lat = alternate([lambda f=f: [f(q) for q in singles] for f in sides.values()], args.rounds)
+    thr = alternate([lambda f=f: f(batch) for f in sides.values()], args.rounds)
+    lat_ms = {name: 1000 * statistics.median(t) / len(singles) for name, t in zip(sides, lat)}
+    qps = {name: len(batch) / min(t) for name, t in zip(sides, thr)}
+    stored = {"ours": ours._vectors[:n].nbytes / 2**20, "fp16": half._vectors[:n].nbytes / 2**20,
+              "faiss": flat.code_size * flat.ntotal / 2**20}
+    peak = {name: peak_extra_mib(lambda f=f: f(batch)) for name, f in sides.items()}
+    return {"n": n, "dim": dim, "latency_ms": lat_ms, "queries_per_s": qps,
+            "memory_mib": {"stored": stored, "search_peak": peak},
+            "latency_ratio": lat_ms["ours"] / lat_ms["faiss"], "throughput_ratio": qps["faiss"] / qps["ours"]}
+
+
+def recall(got: list[list[Any]], truth: list[list[Any]]) -> float:
+    return float(np.mean([len({h.id for h in g} & {h.id for h in t}) / K for g, t in zip(got, truth)]))
+
+
+def ann_part(args: argparse.Namespace, results: list[dict[str, Any]]) -> None:
+    dim, n = 384, args.ann_size
+    space = make_space(dim)
+    rng = np.random.default_rng(1)
+    centres = uniform(rng, args.clusters, dim)
+    print(f"\n== approximate search at N={n}, dim {dim}: recall@{K} and speed-up over our exact search ==")
+    for data in ("clustered", "uniform"):
+        make = (lambda m: clustered(rng, m, dim, centres)) if data == "clustered" else (lambda m: uniform(rng, m, dim))
+        x, queries = make(n), make(args.queries * 5)
+        exact_index = Index(space, backend="exact")
+        fill(exact_index, x)
+        singles = [q[None] for q in queries]
+        start = time.perf_counter()
+        truth = [exact_index.search_vectors(q, K)[0] for q in singles]
+        exact_ms = 1000 * (time.perf_counter() - start) / len(singles)
+        print(f"-- {data} random unit vectors: exact {exact_ms:.2f} ms/query")
+        del exact_index
+        gc.collect()
+        backends = [("faiss-ivf", "nprobe", args.nprobe)] + ([("faiss-hnsw", "ef_search", args.ef)] if args.hnsw else [])
+        for backend, knob, values in backends:
+            index = Index(space, backend=backend)
+            fill(index, x)
+            start = time.perf_counter()
+            index.search_vectors(queries[:1], K)  # builds the faiss structure
+            build = time.perf_counter() - start
+            print(f"   {backend}: built in {build:.0f} s ({index._ann.options})")
+            for value in values:
+                index._ann.options[knob] = value
+                index.search_vectors(queries[:1], K)
+                start = time.perf_counter()
+                got = [index.search_vectors(q, K)[0] for q in singles]
+                ms = 1000 * (time.perf_counter() - start) / len(singles)
+                r = recall(got, truth)
+                row = {"data": data, "n": n, "dim": dim, "backend": backend, knob: value, "recall_at_10": r,
+                       "ms_per_query": ms, "exact_ms_per_query": exact_ms, "speedup": exact_ms / ms,
+                       "build_s": build}
+                results.append(row)
+                goal = "  <- meets the goal" if r >= 0.95 and exact_ms / ms >= 5 else ""
+                print(f"   {knob}={value:<5} recall@{K} {r:.3f}  {ms:7.2f} ms/query  {exact_ms / ms:6.1f}x exact{goal}",
+                      flush=True)
+            del index
+            gc.collect()
+        del x
+        gc.collect()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ints = lambda text: [int(float(v)) for v in text.split(",") if v]  # noqa: E731
+    parser.add_argument("--sizes", type=ints, default=[10_000, 100_000, 1_000_000], help="corpus sizes, e.g. 10000,1e5")
+    parser.add_argument("--dims", type=ints, default=[384, 512])
+    parser.add_argument("--queries", type=int, default=20, help="single queries timed per size")
+    parser.add_argument("--batch", type=int, default=256, help="queries per batch call")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--ann-size", type=int, default=1_000_000, help="0 skips the approximate part")
+    parser.add_argument("--clusters", type=int, default=2000)
+    parser.add_argument("--nprobe", type=ints, default=[4, 8, 16, 32, 64, 128])
+    parser.add_argument("--hnsw", action="store_true", help="also HNSW (slow to build on few cores)")
+    parser.add_argument("--ef", type=ints, default=[32, 64, 128, 256])
+    parser.add_argument("--json", help="also write the results to this JSON file")
+    args = parser.parse_args()
+    print(f"bind {bind.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+          f"{os.cpu_count()} CPUs")
+    results: list[dict[str, Any]] = []
+    if args.sizes:
+        exact_part(args, results)
+    if args.ann_size:
+        ann_part(args, results)
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(results, handle, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,669 @@
+"""``bind.Index``: items of any modality in one space, searched with a query of any modality.
+
+Every row is a unit vector of the space, so a score is a cosine similarity. Rows live in one
+``[slots, dim]`` float32 or float16 array; removing or updating an item leaves a dead slot (skipped by
+every search) until more than a quarter of the slots are dead, then the array is compacted.
+
+Backends: ``"exact"`` (chunked matrix products, see :mod:`bind.index.exact`), ``"faiss-flat"``,
+``"faiss-ivf"``, ``"faiss-hnsw"`` (:mod:`bind.index.ann`), or ``"auto"``: exact below
+:data:`AUTO_THRESHOLD` live items, IVF from there on (when faiss is installed). faiss structures are built
+or extended lazily at the first search after a change, and persisted by :meth:`Index.save`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import warnings
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..embed import EmbedResult, _as_items
+from ..errors import ConfigError, InputError
+from ..modality import Modality, infer_modality
+from . import storage
+from .ann import Ann, check_options, faiss_available, import_faiss
+from .exact import topk
+from .folder import FileEntry, FolderReport, scan
+
+if TYPE_CHECKING:
+    from ..space import Space
+
+BACKENDS = ("auto", "exact", "faiss-flat", "faiss-ivf", "faiss-hnsw")
+# "auto" switches from exact search to IVF at this many live items: exact search of 1M x 384 float32 rows
+# takes ~0.1 s per query on 2 CPU cores (bench/search.py), still fine interactively; beyond, IVF.
+AUTO_THRESHOLD = 1_000_000
+AUTO_KIND = "ivf"
+COMPACT_SHARE = 0.25
+FORMAT = "bind-index"
+FORMAT_VERSION = 1
+MODALITIES = list(Modality)
+_DTYPES = {"float32": torch.float32, "float16": torch.float16}
+
+
+@dataclasses.dataclass(frozen=True)
+class Hit:
+    """One search result: the item's id, its cosine similarity to the query, modality and metadata."""
+
+    id: str
+    score: float
+    modality: Modality
+    metadata: dict[str, Any]
+
+
+@dataclasses.dataclass
+class Entry:
+    """A stored item: id, modality, metadata and its (unit) vector in the space."""
+
+    id: str
+    modality: Modality
+    metadata: dict[str, Any]
+    vector: torch.Tensor
+
+
+@dataclasses.dataclass
+class AddResult:
+    """What ``add(..., on_error="skip")`` returns: the ids added and the items that failed."""
+
+    ids: list[str]
+    failures: list[InputError]
+
+
+def _parse_dtype(dtype: Any) -> torch.dtype:
+    name = str(dtype).removeprefix("torch.").removeprefix("<class 'numpy.").removesuffix("'>")
+    if name not in _DTYPES:
+        raise ConfigError(f"index dtype must be float32 or float16, got {dtype!r}")
+    return _DTYPES[name]
+
+
+def _json_safe(value: dict[str, Any], item_id: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"metadata of {item_id!r} must be a dict, got {type(value).__name__}")
+    try:
+        return json.loads(json.dumps(value))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"metadata of {item_id!r} must be JSON-serialisable: {exc}") from None
+
+
+def _is_path(item: Any) -> bool:
+    return isinstance(item, os.PathLike) or (isinstance(item, str) and len(item) < 4096 and os.path.isfile(item))
+
+
+def _modalities(value: str | Modality | Iterable[str | Modality]) -> set[int]:
+    values = [value] if isinstance(value, (str, Modality)) else list(value)
+    try:
+        return {MODALITIES.index(Modality.parse(v)) for v in values}
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+class Index:
+    """Items of any modality, embedded by one space, with exact or approximate top-k search.
+
+    Example::
+
+        index = bind.Index(space)
+        index.add(["photos/cat.jpg", "a dog barking"], metadata=[{"src": "a"}, {"src": "b"}])
+        index.search("a cat", k=5, modality="image")      # -> [Hit(id, score, modality, metadata), ...]
+        index.save("my.index");  bind.Index.load("my.index")
+
+    ``backend``: ``"auto"`` (exact below :data:`AUTO_THRESHOLD` items, then IVF), ``"exact"``,
+    ``"faiss-flat"``, ``"faiss-ivf"`` or ``"faiss-hnsw"``. ``dtype``: float32 or float16 storage (float16
+    halves memory; scores agree to ~1e-3). ``options``: backend parameters (:data:`bind.index.ann.DEFAULTS`:
+    IVF ``nlist``/``nprobe``, HNSW ``M``/``ef_construction``/``ef_search``). Not thread-safe for writes.
+    """
+
+    def __init__(self, space: Space, backend: str = "auto", dtype: Any = torch.float32, *,
+                 options: dict[str, Any] | None = None) -> None:
+        if backend not in BACKENDS:
+            raise ConfigError(f"unknown index backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+        kind = AUTO_KIND if backend == "auto" else backend.removeprefix("faiss-") if backend != "exact" else None
+        if kind is None and options:
+            raise ConfigError(f"the exact backend takes no options, got {', '.join(sorted(options))}")
+        if backend.startswith("faiss-"):
+            import_faiss()
+        self.space = space
+        self.dim = int(space.dim)
+        self.identity = space.identity  # computed once: a hash of every weight of the space
+        self.backend = backend
+        self.dtype = _parse_dtype(dtype)
+        self.options = check_options(kind, dict(options or {})) if kind else {}
+        self._vectors = np.empty((0, self.dim), np.float16 if self.dtype == torch.float16 else np.float32)
+        self._alive = np.zeros(0, bool)
+        self._codes = np.zeros(0, np.int8)
+        self._ids: list[str | None] = []
+        self._metadata: list[dict[str, Any] | None] = []
+        self._sources: list[dict[str, Any] | None] = []
+        self._slot: dict[str, int] = {}
+        self._ann: Ann | None = None
+        self._next_auto = 0
+        self._warned_auto = False
+
+    # --- inspection ---------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._slot)
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self._slot
+
+    def __repr__(self) -> str:
+        return (f"Index({len(self)} items, dim={self.dim}, backend={self.backend!r} "
+                f"(searching with {self.active_backend}), dtype={str(self.dtype).removeprefix('torch.')})")
+
+    @property
+    def ids(self) -> list[str]:
+        """The ids of the stored items, oldest first."""
+        return [i for i in self._ids if i is not None]
+
+    @property
+    def active_backend(self) -> str:
+        """What a search uses now: "exact" or a "faiss-..." backend (``"auto"`` decides by size)."""
+        kind = self._ann_kind()
+        return "exact" if kind is None else f"faiss-{kind}"
+
+    def entry(self, item_id: str) -> Entry:
+        """The stored item ``item_id`` (KeyError when absent)."""
+        slot = self._find(item_id)
+        vector = torch.from_numpy(np.array(self._vectors[slot], dtype=np.float32))
+        return Entry(item_id, MODALITIES[self._codes[slot]], dict(self._metadata[slot] or {}), vector)
+
+    def _find(self, item_id: str) -> int:
+        try:
+            return self._slot[item_id]
+        except KeyError:
+            raise KeyError(f"no item with id {item_id!r} in the index") from None
+
+    # --- adding, removing, updating --------------------------------------------------------------------
+    def add(self, items: Any, ids: str | Sequence[str] | None = None, modality: str | Modality | None = None,
+            metadata: dict[str, Any] | Sequence[dict[str, Any]] | None = None, *,
+            on_error: Literal["raise", "skip"] = "raise", batch_size: int = 32, progress: bool = False,
+            sample_rate: int | None = None) -> list[str] | AddResult:
+        """Embed ``items`` (paths or in-memory items, of one or several modalities) and store them.
+
+        ``ids``: one per item, new to the index (default: a file's path, else the next free number).
+        ``modality``: of every item (inferred per item when None). ``metadata``: a dict per item (JSON-able);
+        items given as file paths get ``metadata["path"]``. Returns the ids added, or with
+        ``on_error="skip"`` an :class:`AddResult` that also lists the items that failed (nothing is added
+        for them). With ``on_error="raise"`` a bad item raises InputError and nothing is added.
+        """
+        if on_error not in ("raise", "skip"):
+            raise ConfigError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        items, single = _as_items(items)
+        item_ids = self._new_ids(items, ids, single)
+        metas = self._metadata_list(items, item_ids, metadata, single)
+        wanted = Modality.parse(modality) if modality is not None else None
+        result = self.space.embed(items, wanted, batch_size=batch_size, on_error=on_error, progress=progress,
+                                  sample_rate=sample_rate)
+        if not isinstance(result, EmbedResult):  # on_error="raise" and every item embedded
+            result = EmbedResult(result.reshape(len(items), self.dim), list(range(len(items))), [])
+        modalities = [wanted or self._modality_of(items[i], sample_rate) for i in result.indices]
+        kept = [item_ids[i] for i in result.indices]
+        self._append(kept, result.embeddings, modalities, [metas[i] for i in result.indices])
+        return kept if on_error == "raise" else AddResult(kept, result.failures)
+
+    def add_vectors(self, vectors: Any, ids: Sequence[str], modality: str | Modality | Sequence[str | Modality],
+                    metadata: Sequence[dict[str, Any]] | None = None) -> None:
+        """Store precomputed space embeddings ``[N, dim]`` (e.g. merged per-rank shards); re-normalised."""
+        matrix = self._query_matrix(vectors)
+        ids = list(ids)
+        if len(ids) != len(matrix):
+            raise ConfigError(f"{len(matrix)} vectors but {len(ids)} ids")
+        self._check_new(ids)
+        mods = [modality] * len(ids) if isinstance(modality, (str, Modality)) else list(modality)
+        if len(mods) != len(ids):
+            raise ConfigError(f"{len(ids)} ids but {len(mods)} modalities")
+        metas = [_json_safe(m, i) for m, i in zip(metadata, ids)] if metadata is not None else [{} for _ in ids]
+        if len(metas) != len(ids):
+            raise ConfigError(f"{len(ids)} ids but {len(metas)} metadata dicts")
+        self._append(ids, matrix, [Modality.parse(m) for m in mods], metas)
+
+    def remove(self, ids: str | Iterable[str]) -> None:
+        """Remove items by id; an unknown id raises KeyError and nothing is removed."""
+        ids = [ids] if isinstance(ids, str) else list(ids)
+        missing = [i for i in ids if i not in self._slot]
+        if missing:
+            raise KeyError(f"no item with id {', '.join(map(repr, missing[:5]))} in the index")
+        for item_id in ids:
+            self._kill(self._slot[item_id])
+        self._maybe_compact()
+
+    def update(self, item_id: str, item: Any, modality: str | Modality | None = None,
+               metadata: dict[str, Any] | None = None, *, sample_rate: int | None = None) -> None:
+        """Re-embed ``item`` as ``item_id`` (which must exist); metadata is kept unless given.
+
+        A bad item raises InputError and leaves the stored one untouched.
+        """
+        slot = self._find(item_id)
+        meta = _json_safe(metadata, item_id) if metadata is not None else dict(self._metadata[slot] or {})
+        if _is_path(item):
+            meta = {**meta, "path": str(item)}
+        wanted = Modality.parse(modality) if modality is not None else None
+        vector = self.space.embed([item], wanted, sample_rate=sample_rate)
+        self._append([item_id], vector, [wanted or self._modality_of(item, sample_rate)], [meta])
+
+    def _modality_of(self, item: Any, sample_rate: int | None) -> Modality:
+        return infer_modality(item, sample_rate)  # the rule Space.embed applied to the same item
+
+    def _new_ids(self, items: list[Any], ids: str | Sequence[str] | None, single: bool) -> list[str]:
+        if ids is None:  # the counter moves on only when the items are stored (_append)
+            out, number = [], self._next_auto
+            for item in items:
+                if _is_path(item):
+                    out.append(str(item))
+                    continue
+                while str(number) in self._slot:
+                    number += 1
+                out.append(str(number))
+                number += 1
+        else:
+            out = [ids] if isinstance(ids, str) else list(ids)
+            if single and len(out) != 1 or len(out) != len(items):
+                raise ConfigError(f"{len(items)} items but {len(out)} ids")
+        self._check_new(out)
+        return out
+
+    def _check_new(self, ids: list[str]) -> None:
+        bad = [i for i in ids if not isinstance(i, str) or not i]
+        if bad:
+            raise ConfigError(f"ids must be non-empty strings, got {bad[0]!r}")
+        if len(set(ids)) != len(ids):
+            dup = next(i for i in ids if ids.count(i) > 1)
+            raise ConfigError(f"id {dup!r} is given twice")
+        present = [i for i in ids if i in self._slot]
+        if present:
+            raise ConfigError(f"id {present[0]!r} is already in the index; use index.update(id, item) to replace it")
+
+    def _metadata_list(self, items: list[Any], ids: list[str], metadata: Any, single: bool) -> list[dict[str, Any]]:
+        if metadata is None:
+            metas: list[dict[str, Any]] = [{} for _ in items]
+        elif isinstance(metadata, dict):
+            if not single and len(items) != 1:
+                raise ConfigError("pass one metadata dict per item (a list) when adding several items")
+            metas = [metadata]
+        else:
+            metas = list(metadata)
+            if len(metas) != len(items):
+                raise ConfigError(f"{len(items)} items but {len(metas)} metadata dicts")
+        out = []
+        for item, item_id, meta in zip(items, ids, metas):
+            meta = _json_safe(meta, item_id)
+            if _is_path(item):
+                meta.setdefault("path", str(item))
+            out.append(meta)
+        return out
+
+    # --- storage -----------------------------------------------------------------------------------------
+    def _append(self, ids: list[str], vectors: Any, modalities: list[Modality], metadata: list[dict[str, Any]],
+                sources: list[dict[str, Any] | None] | None = None) -> None:
+        """Store rows (replacing items with the same ids); the vectors are l2-normalised here."""
+        if not ids:
+            return
+        matrix = self._query_matrix(vectors)
+        for item_id in ids:
+            if item_id in self._slot:
+                self._kill(self._slot[item_id])
+        start, count = len(self._ids), len(ids)
+        self._reserve(start + count)
+        self._vectors[start : start + count] = matrix.numpy()
+        self._alive[start : start + count] = True
+        self._codes[start : start + count] = [MODALITIES.index(m) for m in modalities]
+        self._ids.extend(ids)
+        self._metadata.extend(metadata)
+        self._sources.extend(sources or [None] * count)
+        self._slot.update((item_id, start + i) for i, item_id in enumerate(ids))
+        self._next_auto = max([self._next_auto] + [int(i) + 1 for i in ids if i.isascii() and i.isdigit()])
+        self._maybe_compact()
+
+    def _reserve(self, rows: int) -> None:
+        capacity = len(self._vectors)
+        if rows <= capacity:
+            return
+        capacity = max(rows, int(capacity * 1.5), 1024)
+        grown = np.empty((capacity, self.dim), self._vectors.dtype)
+        grown[: len(self._ids)] = self._vectors[: len(self._ids)]
+        self._vectors = grown
+        for name, dtype in (("_alive", bool), ("_codes", np.int8)):
+            array = np.zeros(capacity, dtype)
+            array[: len(self._ids)] = getattr(self, name)[: len(self._ids)]
+            setattr(self, name, array)
+
+    def _kill(self, slot: int) -> None:
+        del self._slot[self._ids[slot]]  # type: ignore[arg-type]
+        self._alive[slot] = False
+        self._ids[slot] = self._metadata[slot] = self._sources[slot] = None
+
+    def _maybe_compact(self) -> None:
+        slots = len(self._ids)
+        if slots - len(self._slot) <= COMPACT_SHARE * slots:
+            return
+        keep = np.flatnonzero(self._alive[:slots])
+        self._vectors = self._vectors[keep]
+        self._alive = np.ones(len(keep), bool)
+        self._codes = self._codes[keep]
+        self._ids = [self._ids[i] for i in keep]
+        self._metadata = [self._metadata[i] for i in keep]
+        self._sources = [self._sources[i] for i in keep]
+        self._slot = {item_id: i for i, item_id in enumerate(self._ids)}  # type: ignore[misc]
+        self._ann = None  # slot numbers changed: rebuilt at the next search
+
+    # --- search ------------------------------------------------------------------------------------------
+    def search(self, query: Any = None, k: int = 10, *, modality: str | Modality | Iterable[str | Modality] | None = None,
+               query_modality: str | Modality | None = None, compose: Sequence[tuple[Any, ...]] | None = None,
+               batch_size: int = 32, sample_rate: int | None = None) -> list[Hit] | list[list[Hit]]:
+        """The ``k`` stored items closest to a query, best first.
+
+        ``query``: one item of any modality of the space (text, path, image, ...), a list of them (a batch:
+        returns one list of hits per query), or raw vectors (a float tensor/array ``[dim]`` or ``[q, dim]``;
+        pass ``query_modality`` to embed an array instead). ``compose``: instead of ``query``, weighted terms
+        ``[(item, weight), ...]`` combined by ``space.compose`` into one query. ``modality``: only return
+        items of this modality (or these modalities); still ``k`` hits when that many exist.
+        """
+        if not isinstance(k, int) or k < 1:
+            raise ConfigError(f"k must be a positive integer, got {k!r}")
+        if compose is not None:
+            if query is not None:
+                raise ConfigError("pass a query or compose=[(item, weight), ...], not both")
+            vectors, single = self.space.compose(compose, batch_size=batch_size, sample_rate=sample_rate)[None], True
+        elif query is None:
+            raise ConfigError("search needs a query (an item, a list of items or vectors) or compose=...")
+        elif query_modality is None and self._vector_query(query):
+            single = not isinstance(query, (list, tuple)) and np.ndim(query) == 1
+            vectors = query
+        else:
+            items, single = _as_items(query)
+            vectors = self.space.embed(items, query_modality, batch_size=batch_size, sample_rate=sample_rate)
+        hits = self.search_vectors(vectors, k, modality=modality)
+        return hits[0] if single else hits
+
+    def _vector_query(self, query: Any) -> bool:
+        def is_vector(x: Any) -> bool:
+            return (isinstance(x, (np.ndarray, torch.Tensor)) and x.ndim in (1, 2) and x.shape[-1] == self.dim
+                    and (x.dtype.is_floating_point if isinstance(x, torch.Tensor) else x.dtype.kind == "f"))
+
+        if isinstance(query, (list, tuple)):
+            return bool(query) and all(is_vector(q) and q.ndim == 1 for q in query)
+        return is_vector(query)
+
+    def _query_matrix(self, vectors: Any) -> torch.Tensor:
+        """Unit float32 rows ``[q, dim]`` from a tensor, array or list of vectors; bad rows raise."""
+        if isinstance(vectors, (list, tuple)):
+            vectors = torch.stack([torch.as_tensor(np.asarray(v) if not isinstance(v, torch.Tensor) else v)
+                                   for v in vectors]) if vectors else torch.empty(0, self.dim)
+        matrix = torch.as_tensor(vectors).detach().to("cpu", torch.float32)
+        matrix = matrix[None] if matrix.ndim == 1 else matrix
+        if matrix.ndim != 2 or matrix.shape[1] != self.dim:
+            raise ConfigError(f"vectors must be [{self.dim}] or [N, {self.dim}], got {tuple(matrix.shape)}")
+        norms = matrix.norm(dim=1)
+        bad = (~torch.isfinite(norms) | (norms < 1e-12)).nonzero()
+        if len(bad):
+            row = int(bad[0])
+            raise InputError(matrix[row], "a vector with non-finite values or zero norm", row)
+        return F.normalize(matrix, dim=1)
+
+    def search_vectors(self, vectors: Any, k: int = 10, *,
+                       modality: str | Modality | Iterable[str | Modality] | None = None) -> list[list[Hit]]:
+        """Top-``k`` hits for each query vector (``[dim]`` or ``[q, dim]``, normalised here)."""
+        queries = self._query_matrix(vectors)
+        slots = len(self._ids)
+        allowed = None
+        if modality is not None:
+            allowed = self._alive[:slots] & np.isin(self._codes[:slots], list(_modalities(modality)))
+        elif len(self._slot) < slots:
+            allowed = self._alive[:slots]
+        ann = self._sync_ann()
+        matrix = torch.from_numpy(self._vectors[:slots])
+        mask = torch.from_numpy(allowed) if allowed is not None else None
+        if ann is None:
+            scores, rows = topk(queries, matrix, k, mask)
+            scores, rows = scores.numpy(), rows.numpy()
+        else:
+            want = min(k, slots if allowed is None else int(allowed.sum()))
+            scores, rows = ann.search(queries.numpy(), want, allowed) if want else (
+                np.empty((len(queries), 0), np.float32), np.empty((len(queries), 0), np.int64))
+            short = np.flatnonzero((rows >= 0).sum(axis=1) < want)
+            if len(short):  # a filter the ANN probes could not satisfy: exact search over the allowed rows
+                exact_scores, exact_rows = topk(queries[short], matrix, want, mask)
+                scores[short], rows[short] = exact_scores.numpy(), exact_rows.numpy()
+        return [[Hit(self._ids[r], float(s), MODALITIES[self._codes[r]], dict(self._metadata[r] or {}))  # type: ignore[arg-type]
+                 for s, r in zip(score_row, row) if r >= 0] for score_row, row in zip(scores, rows)]
+
+    def _ann_kind(self) -> str | None:
+        if self.backend == "exact":
+            return None
+        if self.backend == "auto":
+            if len(self) < AUTO_THRESHOLD:
+                return None
+            if not faiss_available():
+                if not self._warned_auto:
+                    warnings.warn(f"{len(self)} items: backend='auto' would use faiss IVF but faiss is not "
+                                  f"installed (pip install faiss-cpu); searching exactly", RuntimeWarning,
+                                  stacklevel=3)
+                    self._warned_auto = True
+                return None
+            return AUTO_KIND
+        return self.backend.removeprefix("faiss-")
+
+    def _sync_ann(self) -> Ann | None:
+        """The faiss structure covering every slot (built, extended or rebuilt as needed), or None."""
+        kind = self._ann_kind()
+        slots = len(self._ids)
+        if kind is None or not self._slot:
+            self._ann = None
+            return None
+        ann = self._ann
+        if ann is not None and (ann.kind != kind or (kind == "ivf" and len(self) > 4 * ann.trained_on)):
+            ann = None  # IVF lists trained on a quarter of today's rows: retrain
+        if ann is None:
+            ann = Ann.build(kind, self._vectors[:slots], self._alive[:slots], self.options)
+        elif ann.count < slots:
+            ann.add(self._vectors[ann.count : slots])
+        self._ann = ann
+        return ann
+
+    # --- folders -----------------------------------------------------------------------------------------
+    def add_folder(self, folder: str | os.PathLike, *, prefix: str = "", extensions: Iterable[str] | None = None,
+                   recursive: bool = True, batch_size: int = 32, chunk_size: int = 256, progress: bool = True,
+                   sample_rate: int | None = None) -> FolderReport:
+        """Index the media files under ``folder`` incrementally; returns what changed and what failed.
+
+        An item's id is ``prefix`` + the file's path relative to ``folder``. A file whose size and mtime
+        are unchanged since the last run is skipped without reading it; a changed one is hashed (sha256)
+        and re-embedded only when its content changed; a file whose content is already in the index
+        (renamed, copied) reuses that embedding. Items of this folder whose files are gone are removed.
+        Bad files (unreadable, corrupt, or of a modality the space lacks) are skipped and reported.
+        """
+        from tqdm.auto import tqdm
+
+        from ..cache import content_hash
+
+        root = Path(folder).expanduser().resolve()
+        if not root.is_dir():
+            raise ConfigError(f"cannot index {root}: not a folder")
+        entries, ignored = scan(root, extensions, recursive)
+        report = FolderReport(ignored=ignored)
+        seen: set[str] = set()
+        todo: list[tuple[FileEntry, str, dict[str, Any]]] = []
+        for entry in entries:
+            item_id = prefix + entry.relative
+            seen.add(item_id)
+            if entry.modality not in self.space.modalities:
+                report.failures.append(InputError(str(entry.path), f"this space has no {entry.modality.value} path "
+                                       f"(it embeds {', '.join(sorted(m.value for m in self.space.modalities))})"))
+                continue
+            slot = self._slot.get(item_id)
+            old = self._sources[slot] if slot is not None else None
+            if old and old["root"] == str(root) and (old["mtime_ns"], old["size"]) == (entry.mtime_ns, entry.size):
+                report.unchanged += 1
+                continue
+            try:
+                digest = content_hash(entry.path, entry.modality)
+            except InputError as exc:
+                report.failures.append(exc)
+                continue
+            source = {"root": str(root), "prefix": prefix, "path": entry.relative, "mtime_ns": entry.mtime_ns,
+                      "size": entry.size, "sha256": digest}
+            if old and old["sha256"] == digest and slot is not None and MODALITIES[self._codes[slot]] == entry.modality:
+                self._sources[slot] = source  # touched, same content
+                report.unchanged += 1
+                continue
+            todo.append((entry, item_id, source))
+        groups: dict[tuple[str, int], list[tuple[FileEntry, str, dict[str, Any]]]] = {}
+        for task in todo:
+            groups.setdefault((task[2]["sha256"], MODALITIES.index(task[0].modality)), []).append(task)
+        slots = {(src["sha256"], int(self._codes[s])): s for s in self._slot.values()
+                 if (src := self._sources[s]) is not None}
+        known = {key: torch.from_numpy(self._vectors[slots[key]].astype(np.float32)) for key in groups if key in slots}
+        gone = [i for i, s in self._slot.items() if (src := self._sources[s]) is not None
+                and src["root"] == str(root) and src["prefix"] == prefix and i not in seen]
+        if gone:  # after taking the vectors a moved file reuses
+            self.remove(gone)
+            report.removed.extend(gone)
+        self._store_files(groups, known, report, batch_size=batch_size, chunk_size=chunk_size, progress=progress,
+                          sample_rate=sample_rate, desc=f"index {root.name}", tqdm=tqdm)
+        return report
+
+    def _store_files(self, groups: dict[tuple[str, int], list[tuple[FileEntry, str, dict[str, Any]]]],
+                     known: dict[tuple[str, int], torch.Tensor], report: FolderReport, *, batch_size: int,
+                     chunk_size: int, progress: bool, sample_rate: int | None, desc: str, tqdm: Any) -> None:
+        """Reuse ``known`` embeddings (by content hash and modality); embed the other groups of files with the
+        same content chunk by chunk, storing each chunk as it is done."""
+
+        def store(tasks: list[tuple[FileEntry, str, dict[str, Any]]], vector: torch.Tensor) -> None:
+            for entry, item_id, source in tasks:
+                (report.updated if item_id in self._slot else report.added).append(item_id)
+            self._append([t[1] for t in tasks], vector.expand(len(tasks), -1), [t[0].modality for t in tasks],
+                         [{"path": str(t[0].path)} for t in tasks], [t[2] for t in tasks])
+
+        pending: dict[Modality, list[list[tuple[FileEntry, str, dict[str, Any]]]]] = {}
+        for key, tasks in groups.items():
+            if key in known:
+                store(tasks, known[key])
+            else:
+                pending.setdefault(tasks[0][0].modality, []).append(tasks)
+        bar = tqdm(total=sum(map(len, pending.values())), desc=desc, unit="file", disable=not progress)
+        try:
+            for modality, task_groups in pending.items():
+                for start in range(0, len(task_groups), chunk_size):
+                    chunk = task_groups[start : start + chunk_size]
+                    result = self.space.embed([g[0][0].path for g in chunk], modality, batch_size=batch_size,
+                                              on_error="skip", sample_rate=sample_rate)
+                    assert isinstance(result, EmbedResult)
+                    for row, position in zip(result.embeddings, result.indices):
+                        store(chunk[position], row)
+                    report.embedded += len(result.indices)
+                    for failure in result.failures:
+                        tasks = chunk[failure.index or 0]
+                        report.failures.extend(InputError(str(t[0].path), failure.reason) for t in tasks)
+                        stale = [t[1] for t in tasks if t[1] in self._slot]  # a file that went bad
+                        if stale:
+                            self.remove(stale)
+                            report.removed.extend(stale)
+                    bar.update(len(chunk))
+        finally:
+            bar.close()
+
+    @classmethod
+    def build_from_folder(cls, folder: str | os.PathLike, space: Space | None = None, *, out: str | os.PathLike | None = None,
+                          backend: str = "auto", dtype: Any = torch.float32, options: dict[str, Any] | None = None,
+                          **add_options: Any) -> tuple[Index, FolderReport]:
+        """Index ``folder`` with ``space``; with ``out``, continue the index saved there (incremental; its
+        backend settings are kept, and ``space`` may be left out to use the saved one) and save the result
+        back. ``add_options`` go to :meth:`add_folder`. Returns the index and this run's :class:`FolderReport`."""
+        if out is not None and (Path(out).expanduser() / storage.POINTER).exists():
+            index = cls.load(out, space)
+        elif space is None:
+            raise ConfigError("building a new index needs a space (space=...)")
+        else:
+            index = cls(space, backend, dtype, options=options)
+        report = index.add_folder(folder, **add_options)
+        if out is not None:
+            index.save(out)
+        return index, report
+
+    # --- persistence -------------------------------------------------------------------------------------
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write the index (and a copy of its space) atomically; returns the version folder written.
+
+        A crash mid-save leaves the previously saved index intact (:mod:`bind.index.storage`). The faiss
+        structure the next search would use is built first and saved with it.
+        """
+        from .. import __version__
+
+        ann = self._sync_ann()
+        slots = len(self._ids)
+        manifest = {
+            "format": FORMAT, "format_version": FORMAT_VERSION, "bind_version": __version__,
+            "space_identity": self.identity, "dim": self.dim, "dtype": str(self.dtype).removeprefix("torch."),
+            "backend": self.backend, "options": self.options, "slots": slots, "count": len(self),
+            "next_auto_id": self._next_auto,
+            "ann": None if ann is None else {"kind": ann.kind, "options": ann.options, "trained_on": ann.trained_on},
+        }
+        records = (None if item_id is None else {"id": item_id, "modality": MODALITIES[self._codes[i]].value,
+                                                 "metadata": self._metadata[i], "source": self._sources[i]}
+                   for i, item_id in enumerate(self._ids))
+
+        def write(folder: Path) -> None:
+            storage.write_json(folder / "manifest.json", manifest)
+            storage.write_array(folder / "vectors.npy", self._vectors[:slots])
+            storage.write_lines(folder / "records.jsonl", records)
+            if ann is not None:
+                ann.write(folder / "ann.faiss")
+            self.space.save(folder / "space")
+
+        return storage.save_version(directory, write)
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike, space: Space | None = None, *, mmap: bool = False) -> Index:
+        """Read an index written by :meth:`save`.
+
+        ``space``: the space to embed queries with; it must be the one the index was built with (same
+        identity), else ConfigError. Default: the copy of the space saved with the index.
+        ``mmap``: map the vectors from disk (copy-on-write) instead of reading them into memory.
+        """
+        folder = storage.live_version(directory)
+        try:
+            manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"index {directory} is damaged: manifest.json unreadable ({exc})") from None
+        if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
+            raise ConfigError(f"{directory} is not a bind index of format version {FORMAT_VERSION}")
+        stored = manifest["space_identity"]
+        if space is None:
+            from ..space import load_space
+
+            space = load_space(folder / "space")
+            if space.identity != stored:
+                raise ConfigError(f"index {directory}: its saved space now has identity {space.identity[:16]}..., "
+                                  f"not the {stored[:16]}... it was built with (an expert card or weights "
+                                  f"changed); rebuild the index")
+        elif space.identity != stored:
+            raise ConfigError(f"index {directory} was built with space {stored} and cannot be searched with "
+                              f"space {space.identity}: embeddings of different spaces are not comparable; load "
+                              f"it with the space it was built with (or without space=...), or rebuild it")
+        index = cls(space, manifest["backend"], manifest["dtype"], options=manifest["options"])
+        vectors = np.load(folder / "vectors.npy", mmap_mode="c" if mmap else None, allow_pickle=False)
+        records = storage.read_lines(folder / "records.jsonl")
+        slots = manifest["slots"]
+        if vectors.shape != (slots, index.dim) or vectors.dtype != index._vectors.dtype or len(records) != slots:
+            raise ConfigError(f"index {directory} is damaged: vectors {vectors.shape} {vectors.dtype}, "
+                              f"{len(records)} records, manifest says {slots} x {index.dim} {manifest['dtype']}")
+        index._vectors = vectors
+        index._alive = np.array([r is not None for r in records], bool)
+        index._codes = np.array([MODALITIES.index(Modality(r["modality"])) if r else 0 for r in records], np.int8)
+        index._ids = [r["id"] if r else None for r in records]
+        index._metadata = [r["metadata"] if r else None for r in records]
+        index._sources = [r.get("source") if r else None for r in records]
+        index._slot = {r["id"]: i for i, r in enumerate(records) if r is not None}
+        index._next_auto = int(manifest.get("next_auto_id", 0))
+        ann = manifest.get("ann")
+        if ann is not None:
+            index._ann = Ann.read(folder / "ann.faiss", ann["kind"], ann["options"], ann["trained_on"])
+            if index._ann.count > slots:
+                raise ConfigError(f"index {directory} is damaged: ann.faiss has {index._ann.count} rows, "
+                                  f"more than the {slots} stored")
+        return index

@@ -1,0 +1,138 @@
+"""Crash-safe index folders: every save writes a complete new version, then flips a pointer.
+
+Layout::
+
+    <dir>/CURRENT          the name of the live version folder (one line)
+    <dir>/v-<time>-<rand>/ manifest.json, vectors.npy, records.jsonl, ann.faiss (optional), space/
+
+A save writes and fsyncs a new version folder next to the live one, then replaces ``CURRENT`` with one
+atomic rename, then deletes the other version folders. A crash at any point before the rename leaves
+``CURRENT`` naming the previous, complete version (the half-written folder is deleted by the next save);
+a crash after it leaves the new version live. Readers only ever follow ``CURRENT``.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..io.atomic import atomic_path
+
+POINTER = "CURRENT"
+PREFIX = "v-"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root: Path) -> None:
+    for folder, _, files in os.walk(root):
+        for name in files:
+            with open(Path(folder) / name, "rb") as handle:
+                os.fsync(handle.fileno())
+        _fsync_dir(Path(folder))
+
+
+def write_array(path: Path, array: np.ndarray) -> None:
+    """An ``.npy`` file, flushed to disk."""
+    with open(path, "wb") as handle:
+        np.save(handle, array, allow_pickle=False)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def write_json(path: Path, value: Any) -> None:
+    path.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def write_lines(path: Path, rows: Iterable[Any]) -> None:
+    """One compact JSON value per line."""
+    with open(path, "w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, separators=(",", ":")) + "\n")
+
+
+def read_lines(path: Path) -> list[Any]:
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle]
+
+
+def save_version(directory: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Run ``write(folder)`` into a fresh version folder of ``directory`` and make it the live one."""
+    root = Path(directory).expanduser()
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"cannot save an index to {root}: it exists and is not a folder")
+    root.mkdir(parents=True, exist_ok=True)
+    pointer = root / POINTER
+    if not pointer.exists() and any(not _ours(p.name) for p in root.iterdir()):
+        raise ConfigError(f"refusing to save an index into {root}: the folder has other files and is not a "
+                          f"bind index (no {POINTER} file); choose an empty or new folder")
+    live = _live_name(root)
+    _remove_versions(root, keep=live)  # leftovers of an earlier crashed save
+    folder = root / f"{PREFIX}{time.time_ns():x}-{uuid.uuid4().hex[:8]}"
+    folder.mkdir()
+    try:
+        write(folder)
+        _fsync_tree(folder)
+        _fsync_dir(root)
+        with atomic_path(pointer) as tmp:
+            tmp.write_text(folder.name + "\n")
+            with open(tmp, "rb") as handle:
+                os.fsync(handle.fileno())
+        _fsync_dir(root)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    _remove_versions(root, keep=folder.name)
+    return folder
+
+
+def live_version(directory: str | os.PathLike) -> Path:
+    """The folder ``CURRENT`` names; a clear error when ``directory`` holds no saved index."""
+    root = Path(directory).expanduser()
+    name = _live_name(root)
+    if name is None:
+        raise ConfigError(f"no bind index at {root} (no {POINTER} file); save one with index.save(dir)")
+    folder = root / name
+    if not folder.is_dir():
+        raise ConfigError(f"index {root} is damaged: {POINTER} names {name!r}, which is missing")
+    return folder
+
+
+def _live_name(root: Path) -> str | None:
+    try:
+        name = (root / POINTER).read_text().strip()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if not name.startswith(PREFIX) or "/" in name or os.sep in name:
+        raise ConfigError(f"index {root} is damaged: {POINTER} holds {name!r}, not a version folder name")
+    return name
+
+
+def _ours(name: str) -> bool:
+    """A version folder or a pointer temporary file (a crashed save may leave either)."""
+    return name.startswith((PREFIX, f".{POINTER}."))
+
+
+def _remove_versions(root: Path, keep: str | None) -> None:
+    for path in root.iterdir():
+        if _ours(path.name) and path.name != keep:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
