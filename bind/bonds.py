@@ -125,6 +125,16 @@ class Bond(Space):
 
     base: Space
     lam: Lams
+    _dim: int  # set by subclasses from output(); ParallelBond derives both from its members
+    _modalities: frozenset[Modality]
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def modalities(self) -> frozenset[Modality]:
+        return self._modalities
 
     def mix(self, base_rows: Rows | None, call: Call) -> Rows | None:
         """The bond's output for ``call``'s items given the rows of its base (None when the base lacks the
@@ -157,14 +167,6 @@ class _ExpertBond(Bond):
         self.base, self.expert, self.projector = as_space(base), as_space(expert), as_projector(projector)
         self.lam = Lams(lam, type(self).__name__)
         self._dim, self._modalities = self.output(self.base.dim, self.base.modalities, type(self).__name__)
-
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    @property
-    def modalities(self) -> frozenset[Modality]:
-        return self._modalities
 
     def _shared(self, modalities: frozenset[Modality], where: str) -> None:
         if not modalities & self.expert.modalities:
@@ -292,14 +294,6 @@ class SequentialBond(Bond):
     @property
     def base(self) -> Space:  # type: ignore[override]
         return self.steps[0]
-
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    @property
-    def modalities(self) -> frozenset[Modality]:
-        return self._modalities
 
     def output(self, dim: int, modalities: frozenset[Modality], where: str) -> tuple[int, frozenset[Modality]]:
         for position, step in enumerate(self.steps, start=1):

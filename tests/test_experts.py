@@ -2,6 +2,8 @@
 instance) and checked on the same contract: shape, unit norm, determinism, order, single == batch."""
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 
@@ -40,3 +42,14 @@ def test_card_is_complete(expert):
     card = expert.card
     assert card.licence.strip() and card.weights.strip() and card.description.strip()
     assert expert.dim == card.dim and expert.modality == card.modality
+
+
+OFFLINE_MISSING = [card for card in CARDS if not bind.weights_available(card)]
+
+
+@pytest.mark.parametrize("card", OFFLINE_MISSING, ids=[card.name for card in OFFLINE_MISSING])
+def test_missing_weights_raise_quickly_instead_of_falling_back(card):
+    start = time.monotonic()
+    with pytest.raises(bind.WeightsUnavailableError):
+        bind.create_encoder(card)
+    assert time.monotonic() - start < 20

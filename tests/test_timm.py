@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pickle
-import time
 
 import numpy as np
 import pytest
@@ -69,16 +68,6 @@ def test_unknown_names_error_clearly(spec, hint):
     with pytest.raises(bind.UnknownEncoderError) as info:
         bind.get_card(f"timm:{spec}")
     assert hint in str(info.value)
-
-
-@pytest.mark.parametrize("card", CARDS, ids=_ids(CARDS))
-def test_pretrained_offline_raises_quickly(card):
-    if bind.weights_available(card):
-        pytest.skip("the real weights are cached here")
-    start = time.monotonic()
-    with pytest.raises(bind.WeightsUnavailableError, match="download them once"):
-        bind.create_encoder(card)
-    assert time.monotonic() - start < 10
 
 
 def test_random_init_builds_the_real_architecture():
