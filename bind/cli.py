@@ -44,10 +44,72 @@ def _embed(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo(args: argparse.Namespace) -> int:
-    from .demo import caption_demo
+def _space(name: str, cache: str | None):
+    from .space import load_space
 
-    caption_demo(top_k=args.top_k)
+    if name == "demo":
+        from .demo import cache_dir, cached_demo_space
+
+        return cached_demo_space(cache_dir(cache))
+    return load_space(name)
+
+
+def _index_build(args: argparse.Namespace) -> int:
+    from .index import Index
+
+    space = _space(args.space, args.cache)
+    index, report = Index.build_from_folder(args.folder, space, out=args.out, backend=args.backend,
+                                            progress=not args.quiet)
+    print(f"{args.out}: {len(index)} items; this run: {report}", file=sys.stderr)
+    return 0
+
+
+def _search(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .index import Index
+
+    given = [(value, kind) for value, kind in ((args.query, "text"), (args.image, "image"), (args.audio, "audio"),
+                                                (args.video, "video"), (args.points, "points")) if value is not None]
+    if len(given) != 1:
+        print("bind search: error: give exactly one query: a text, or --image/--audio/--video/--points FILE",
+              file=sys.stderr)
+        return 2
+    value, kind = given[0]
+    index = Index.load(args.index)
+    hits = index.search(value if kind == "text" else Path(value), k=args.k, modality=args.modality,
+                        query_modality=kind)
+    assert isinstance(hits, list)
+    if args.json:
+        print(json.dumps([{"rank": rank, "score": round(hit.score, 6), "modality": hit.modality.value, "id": hit.id,
+                           "metadata": hit.metadata} for rank, hit in enumerate(hits, 1)], indent=2))  # type: ignore[union-attr]
+        return 0
+    table = [("rank", "score", "modality", "id", "metadata")]
+    table += [(str(rank), f"{hit.score:.3f}", hit.modality.value, hit.id,  # type: ignore[union-attr]
+               ", ".join(f"{key}={val}" for key, val in hit.metadata.items()))  # type: ignore[union-attr]
+              for rank, hit in enumerate(hits, 1)]
+    widths = [max(len(row[i]) for row in table) for i in range(4)]
+    for row in table:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths)) + "  " + row[4])
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import NO_AUDIO, cache_dir, demo_index, run_examples
+
+    index, report = demo_index(cache_dir(args.cache), rebuild=args.rebuild, progress=not args.no_serve)
+    audio = [f for f in report.failures if "no audio path" in f.reason]
+    for failure in report.failures:
+        if failure not in audio:
+            print(f"skipped {failure.item}: {failure.reason}", file=sys.stderr)
+    print(f"index of assets/: {len(index)} items ({len(report.added) + len(report.updated)} embedded now, "
+          f"{report.unchanged} reused); {len(audio)} audio files not indexed: {NO_AUDIO}")
+    if args.no_serve:
+        run_examples(index, k=args.k)
+        return 0
+    from .webdemo import serve
+
+    serve(index, host=args.host, port=args.port, cache=cache_dir(args.cache))
     return 0
 
 
@@ -55,6 +117,21 @@ def _train(args: argparse.Namespace) -> int:
     from .train.cli import main as train_main
 
     train_main(["--config", args.recipe, *args.overrides])
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate, format_table, result_record, write_result
+    from .space import load_space
+
+    space = load_space(args.space)
+    result = evaluate(space, args.task, args.root, split=args.split, file=args.file,
+                      templates=args.template or None, batch_size=args.batch_size)
+    record = result_record(space, result, space_name=args.space)
+    print(json.dumps(record, indent=2) if args.json else format_table(result))
+    if args.out:
+        write_result(args.out, record)
+        print(f"wrote {args.out}", file=sys.stderr)
     return 0
 
 
@@ -84,8 +161,56 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs=argparse.REMAINDER, help="LightningCLI overrides")
     p.set_defaults(run=_train)
 
-    p = commands.add_parser("demo", help="embed assets/ offline and show the closest caption of each item")
-    p.add_argument("--top-k", type=int, default=3)
+    p = commands.add_parser("eval", help="evaluate a space: zero-shot classification or retrieval on local data",
+                            description="Zero-shot classification (top-1/top-5) or retrieval (R@1/5/10 both ways, "
+                                        "mAP, NDCG@10) of a space on a dataset you have locally.")
+    p.add_argument("--space", required=True, help="a saved space folder or a packaged space name")
+    p.add_argument("--task", required=True, help="esc50, modelnet40, audiocaps, clotho, msrvtt, flickr30k, coco, "
+                                                 "manifest (retrieval) or manifest-classes (zero-shot)")
+    p.add_argument("--root", required=True, help="the dataset folder (manifest tasks: the manifest file)")
+    p.add_argument("--split", help="split to evaluate (default: test; esc50: all folds, or fold1..fold5)")
+    p.add_argument("--file", help="the task's CSV/JSON inside ROOT, when not the usual name")
+    p.add_argument("--template", action="append", help="a prompt template with {} (repeatable; classification)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--out", help="write the JSON result record here (atomically)")
+    p.add_argument("--json", action="store_true", help="print the JSON record instead of a table")
+    p.set_defaults(run=_eval)
+
+    p = commands.add_parser("index", help="build search indexes", description="Build and update search indexes.")
+    index_commands = p.add_subparsers(dest="index_command", required=True)
+    p = index_commands.add_parser("build", help="index the media files of a folder (incremental)",
+                                  description="Embed every media file under DIR with a space and save the index to "
+                                              "--out; re-running adds only new or changed files, bad files are "
+                                              "skipped and reported.")
+    p.add_argument("folder", metavar="DIR", help="folder of media files (searched recursively)")
+    p.add_argument("--space", required=True, help="a saved space folder, a packaged space name, or 'demo' for "
+                                                  "the offline demo space")
+    p.add_argument("--out", required=True, metavar="IDX", help="index folder (continued when it exists)")
+    p.add_argument("--backend", default="auto", help="auto, exact, faiss-flat, faiss-ivf or faiss-hnsw")
+    p.add_argument("--cache", help="cache root of the demo space (default $BIND_CACHE or ~/.cache/bind)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_index_build)
+
+    p = commands.add_parser("search", help="search an index with a query of any modality",
+                            description="Search an index built by `bind index build` with a text or a file query.")
+    p.add_argument("index", metavar="IDX", help="index folder")
+    p.add_argument("query", nargs="?", help="a text query, e.g. \"a dog barking\"")
+    for kind in ("image", "audio", "video", "points"):
+        p.add_argument(f"--{kind}", metavar="FILE", help=f"a {kind} file as the query")
+    p.add_argument("--modality", action="append", help="only results of this modality (repeatable)")
+    p.add_argument("-k", type=int, default=10, help="number of results (default 10)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(run=_search)
+
+    p = commands.add_parser("demo", help="serve the any-to-any search demo over assets/ (offline)",
+                            description="Index assets/ with the offline demo space (cached, incremental) and serve a "
+                                        "web page to search it by text, image, sound, video or 3D file.")
+    p.add_argument("--no-serve", action="store_true", help="print the results of example queries and exit")
+    p.add_argument("--cache", help="cache root (default $BIND_CACHE or ~/.cache/bind); the demo uses <root>/demo")
+    p.add_argument("--rebuild", action="store_true", help="rebuild the cached space and index")
+    p.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("-k", type=int, default=5, help="results per example query with --no-serve")
     p.set_defaults(run=_demo)
     return parser
 

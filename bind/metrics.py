@@ -10,7 +10,7 @@ def ranks_of_targets(similarity: torch.Tensor, targets: Sequence[Sequence[int]] 
     """The 1-based rank of the best-ranked correct candidate for every query.
 
     ``similarity``: ``[Q, C]``; ``targets``: the correct candidate indices of each query (one or several),
-    or a ``[Q]`` tensor with one index per query. Ties count against the query (pessimistic).
+    or a ``[Q]`` tensor with one index per query. Ties with wrong candidates count against the query (pessimistic).
     """
     if isinstance(targets, torch.Tensor):  # one correct candidate per query: vectorised
         best = similarity.gather(1, targets.long().view(-1, 1))
@@ -21,8 +21,10 @@ def ranks_of_targets(similarity: torch.Tensor, targets: Sequence[Sequence[int]] 
     for q, correct in enumerate(targets):
         if not correct:
             raise ValueError(f"query {q} has no correct candidate")
+        wrong = torch.ones(similarity.shape[1], dtype=torch.bool)
+        wrong[list(correct)] = False
         best = similarity[q, list(correct)].max()
-        ranks[q] = int((similarity[q] >= best).sum())
+        ranks[q] = 1 + int((similarity[q, wrong] >= best).sum())
     return ranks
 
 

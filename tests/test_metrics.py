@@ -20,7 +20,8 @@ def test_ranks_and_recall_by_hand():
 
 def test_several_correct_candidates_and_ties():
     similarity = torch.tensor([[0.1, 0.5, 0.5, 0.9]])
-    assert ranks_of_targets(similarity, [[1, 2]]).tolist() == [3]   # tie with the other correct one: rank 3
+    assert ranks_of_targets(similarity, [[1, 2]]).tolist() == [2]   # only the wrong 0.9 ranks above them
+    assert ranks_of_targets(similarity, [[0, 1]]).tolist() == [3]   # the wrong 0.5 ties with 1: pessimistic
     assert ranks_of_targets(similarity, [[0, 3]]).tolist() == [1]
     with pytest.raises(ValueError, match="no correct"):
         ranks_of_targets(similarity, [[]])
