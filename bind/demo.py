@@ -1,73 +1,164 @@
-"""The offline demo: embed assets/ with the packaged experts and rank every caption for each item.
+"""The offline demo: an any-to-any index of assets/ searched by text, image, video or 3D queries.
 
-Images, video frames and rendered 3D views go through EfficientNet-Lite0's ImageNet-1k logits and the
-zero-training label bridge into the MiniLM text space, where the captions live. Audio needs an audio expert
-with weights on this machine; none ships offline, so audio items are listed as unavailable.
+Until bind ships a packaged default space, the demo space is built from the experts that work offline:
+MiniLM for text; EfficientNet-Lite0's ImageNet-1k logits through the zero-training label bridge into
+MiniLM for images; the video and 3D (depth-view) experts with their image expert swapped for that
+classifier, through the same bridge. No audio expert has weights on this machine, so audio items are
+reported as not indexed and audio queries are refused with a clear message.
+
+The space and the index are cached under ``$BIND_CACHE/demo`` (default ``~/.cache/bind/demo``); a second
+start reuses both and re-embeds only new or changed files (``Index.build_from_folder`` is incremental).
 """
 from __future__ import annotations
 
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
 import torch
 
-from .assets import load_manifest
-from .bridges import LabelBridge
-from .embed import EmbedResult, embed
-from .encoder import Encoder
+from .assets import AssetEntry, assets_dir, load_manifest
+from .errors import ConfigError
+from .index import FolderReport, Hit, Index
 from .modality import Modality
-from .registry import create_encoder, get_card
+from .registry import get_card
+from .space import AnchorSpace, ExpertPath, Space, load_space
 
 CLASSIFIER = "efficientnet-lite0.imagenet-logits"
 TEXT = "minilm-l6.text"
 # modality -> card whose image expert is swapped for the classifier so its output can cross the bridge
 WRAPPERS = {Modality.VIDEO: "video-efficientnet-lite0.video", Modality.POINTS: "pointviews-efficientnet-lite0.points"}
+CACHE_ENV = "BIND_CACHE"
+NO_AUDIO = "no offline audio expert is installed (CLAP needs its weights from the hub): audio is not searchable"
+# (query, what it is) for `bind demo --no-serve`; paths are relative to assets/
+EXAMPLES: tuple[tuple[str, str], ...] = (("a cat", "text"), ("a guitar", "text"), ("a rocket launch", "text"),
+                                         ("images/cat.jpg", "image"))
 
 
-def classifier_experts() -> dict[Modality, Encoder]:
-    """Image, video and 3D experts that all output ImageNet-1k logits."""
-    classifier = create_encoder(CLASSIFIER)
-    experts: dict[Modality, Encoder] = {Modality.IMAGE: classifier}
+def demo_space() -> AnchorSpace:
+    """The offline demo space: every path ends in MiniLM's 384-d text space."""
+    image = ExpertPath.label_bridge(CLASSIFIER, TEXT)
+    classifier_dim = get_card(CLASSIFIER).dim
+    paths: dict[Modality, ExpertPath | str] = {Modality.TEXT: TEXT, Modality.IMAGE: image}
     for modality, name in WRAPPERS.items():
         card = get_card(name)
-        card = card.replace(dim=classifier.dim, options={**card.options, "image_encoder": CLASSIFIER})
-        experts[modality] = create_encoder(card)
-    return experts
+        card = card.replace(dim=classifier_dim, options={**card.options, "image_encoder": CLASSIFIER})
+        paths[modality] = ExpertPath(card, image.adapter, "none")
+    return AnchorSpace(paths)
 
 
-def caption_demo(top_k: int = 3) -> dict[Modality, tuple[int, int]]:
+def cache_dir(root: str | os.PathLike | None = None) -> Path:
+    """The demo's cache folder: ``root/demo``, else ``$BIND_CACHE/demo``, else ``~/.cache/bind/demo``."""
+    base = root or os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "bind"
+    return Path(base).expanduser() / "demo"
+
+
+def cached_demo_space(cache: Path, rebuild: bool = False) -> Space:
+    """The demo space saved in ``cache/space`` (built and saved there on first use or with ``rebuild``)."""
+    folder = cache / "space"
+    if not rebuild and folder.is_dir():
+        try:
+            return load_space(folder)
+        except ConfigError:
+            pass  # a damaged or outdated copy: rebuilt below
+    space = demo_space()
+    space.save(folder)
+    return space
+
+
+def demo_index(cache: Path, *, rebuild: bool = False, progress: bool = True) -> tuple[Index, FolderReport]:
+    """The index of assets/ in the demo space, continued from ``cache/index`` when it is there."""
+    space = cached_demo_space(cache, rebuild)
+    out = cache / "index"
+    if rebuild and out.exists():
+        shutil.rmtree(out)
+    try:
+        return Index.build_from_folder(assets_dir(), space, out=out, backend="exact", progress=progress)
+    except ConfigError:  # saved with another space (an expert changed): start over
+        shutil.rmtree(out)
+        return Index.build_from_folder(assets_dir(), space, out=out, backend="exact", progress=progress)
+
+
+def captions() -> dict[str, AssetEntry]:
+    """The manifest entry of every asset, by absolute file path (an index item's ``metadata["path"]``)."""
+    return {str(entry.path): entry for entry in load_manifest()}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One ranked result, ready to print or show."""
+
+    rank: int
+    score: float
+    modality: Modality
+    id: str
+    path: str
+    caption: str
+
+
+def rows(hits: list[Hit], by_path: dict[str, AssetEntry]) -> list[Row]:
+    """Ranked rows with each item's manifest caption (or its path when it has none)."""
+    out = []
+    for rank, hit in enumerate(hits, 1):
+        path = str(hit.metadata.get("path", ""))
+        entry = by_path.get(path)
+        out.append(Row(rank, hit.score, hit.modality, hit.id, path, entry.caption if entry else path))
+    return out
+
+
+def format_rows(table: list[Row]) -> str:
+    """A readable table: rank, score, modality, id, caption."""
+    lines = [f"  {'#':>2}  {'score':>6}  {'modality':<8}  {'id':<28}  caption"]
+    lines += [f"  {r.rank:>2}  {r.score:6.3f}  {r.modality.value:<8}  {r.id:<28}  {r.caption}" for r in table]
+    return "\n".join(lines)
+
+
+def run_examples(index: Index, k: int = 5) -> dict[str, list[Row]]:
+    """Print the top ``k`` of every example query; return the rows per query."""
+    by_path = captions()
+    results = {}
+    for query, kind in EXAMPLES:
+        item = assets_dir() / query if kind != "text" else query
+        hits = index.search(item, k=k)
+        assert isinstance(hits, list)
+        results[query] = table = rows(hits, by_path)  # type: ignore[arg-type]
+        print(f"\nquery ({kind}): {query!r}\n{format_rows(table)}")
+    return results
+
+
+def caption_demo(top_k: int = 3, space: Space | None = None) -> dict[Modality, tuple[int, int]]:
     """Print the ``top_k`` closest captions of every non-text asset; return (hits@1, items) per modality.
 
     A hit is a top-1 caption that belongs to an asset of the same concept (e.g. any cat caption for a cat).
     """
+    space = space or demo_space()
     entries = load_manifest()
-    text = create_encoder(TEXT)
-    captions = sorted({entry.caption for entry in entries})
+    names = sorted({entry.caption for entry in entries})
     concepts = {entry.caption: entry.concept for entry in entries}
-    caption_vectors = embed(captions, encoder=text)
-    experts = classifier_experts()
-    bridge = LabelBridge.for_classifier(experts[Modality.IMAGE], text)
+    caption_vectors = space.embed(names, Modality.TEXT)
     scores: dict[Modality, tuple[int, int]] = {}
     for modality in (Modality.IMAGE, Modality.VIDEO, Modality.POINTS, Modality.AUDIO):
         items = [e for e in entries if e.modality == modality]
         if not items:
             continue
         print(f"\n== {modality.value} ({len(items)} items) ==")
-        if modality not in experts:
-            print("  unavailable: no offline audio expert is installed (CLAP needs its weights from the hub)")
+        if modality not in space.modalities:
+            print(f"  unavailable: {NO_AUDIO if modality == Modality.AUDIO else 'no path in this space'}")
             continue
-        result = embed([str(e.path) for e in items], encoder=experts[modality], normalize=False, on_error="skip")
-        assert isinstance(result, EmbedResult)
-        for failure in result.failures:
+        result = space.embed([e.path for e in items], modality, on_error="skip")
+        for failure in result.failures:  # type: ignore[union-attr]
             print(f"  skipped {failure}")
-        similarity = bridge(result.embeddings) @ caption_vectors.T
+        similarity = result.embeddings @ caption_vectors.T  # type: ignore[union-attr]
         hits = 0
-        for row, index in enumerate(result.indices):
+        for row, index in enumerate(result.indices):  # type: ignore[union-attr]
             entry = items[index]
-            best = torch.topk(similarity[row], min(top_k, len(captions)))
-            ranked = [captions[i] for i in best.indices.tolist()]
-            hit = concepts[ranked[0]] == entry.concept  # a caption of any item about the same thing
+            best = torch.topk(similarity[row], min(top_k, len(names)))
+            ranked = [names[i] for i in best.indices.tolist()]
+            hit = concepts[ranked[0]] == entry.concept
             hits += hit
-            mark = "ok " if hit else "   "
             shown = ", ".join(f"{c!r} {s:.2f}" for c, s in zip(ranked, best.values.tolist()))
-            print(f"  {mark}{entry.path.name:<28} true: {entry.caption!r}\n       closest: {shown}")
+            print(f"  {'ok ' if hit else '   '}{entry.path.name:<28} true: {entry.caption!r}\n       closest: {shown}")
         scores[modality] = (hits, len(items))
         print(f"  top-1 caption about the same concept: {hits}/{len(items)}")
     return scores

@@ -411,7 +411,7 @@ class Space:
             raise ConfigError(f"cannot save a space to {target}: it exists and is not a folder")
         with atomic_dir(target) as staging:
             (staging / SPACE_FILE).write_text(text + "\n")
-            safetensors.torch.save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()},
+            safetensors.torch.save_file({k: v.detach().cpu().clone().contiguous() for k, v in tensors.items()},
                                         str(staging / WEIGHTS_FILE), metadata={"format": "pt"})
         return target
 

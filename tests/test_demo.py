@@ -1,0 +1,136 @@
+"""The offline any-to-any demo: `bind demo --no-serve`, the page's query handler, and the served page."""
+from __future__ import annotations
+
+import shutil
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bind.assets import assets_dir
+from bind.cli import main
+from bind.demo import cache_dir, demo_index
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("bind-cache")
+
+
+@pytest.fixture(scope="module")
+def index(cache):
+    return demo_index(cache_dir(cache), progress=False)[0]
+
+
+@pytest.fixture
+def app(index, tmp_path):
+    from bind.webdemo import DemoApp
+
+    return DemoApp(index, tmp_path / "previews")
+
+
+def _top_ids(out: str, query: str, n: int) -> list[str]:
+    block = out.split(f"{query!r}\n", 1)[1].splitlines()[1 : 1 + n]
+    return [line.split()[3] for line in block]
+
+
+def test_no_serve_ranks_relevant_items_first(index, cache, capsys):
+    assert main(["demo", "--no-serve", "--cache", str(cache)]) == 0
+    out = capsys.readouterr().out
+    assert "0 embedded now" in out and "8 audio files not indexed" in out  # the fixture built it: reused
+    top = _top_ids(out, "a cat", 3)
+    assert {"images/cat.jpg", "video/cat_zoom.mp4", "text/cat.txt"} == set(top)
+    assert "images/guitar.png" in _top_ids(out, "a guitar", 3)
+    assert "images/rocket.jpg" in _top_ids(out, "a rocket launch", 3)
+    assert _top_ids(out, "images/cat.jpg", 1) == ["images/cat.jpg"]
+
+
+def test_text_query_and_modality_filter(app):
+    html, status = app.query("a cat", None, ["video"], 3)
+    assert status == "3 results for 'a cat'"
+    assert html.count('class="bind-hit"') == 3 and 'data-modality="image"' not in html
+    assert "cat_zoom.mp4" in html.split('class="bind-hit"')[1] and "<video controls" in html
+
+
+def test_upload_queries_and_3d_preview(app, tmp_path):
+    photo = tmp_path / "query.jpg"
+    shutil.copy(assets_dir() / "images" / "guitar.png", tmp_path / "query.png")
+    Image.open(tmp_path / "query.png").convert("RGB").save(photo)
+    html, status = app.query("", str(photo), ["image", "points"], 4)
+    assert status.startswith("4 results for image query.jpg") and "guitar.png" in html.split('class="bind-hit"')[1]
+    html, _ = app.query("a cube", None, ["points"], 2)
+    previews = list((tmp_path / "previews").glob("*.png"))
+    assert len(previews) == 2 and all(p.name in html for p in previews)
+    assert Image.open(previews[0]).size == (480, 160)
+
+
+@pytest.mark.parametrize("name, data, message", [
+    ("broken.png", b"\x89PNG\r\n\x1a\n garbage", "could not search with image broken.png"),
+    ("shape.xyz", b"1 2 3", "unknown file type '.xyz'"),
+    ("sound.wav", b"RIFF", "no offline audio expert"),
+    ("empty.ply", b"ply\nformat ascii 1.0\nelement vertex 0\nend_header\n", "could not search with points empty.ply"),
+])
+def test_bad_upload_is_a_readable_message(app, tmp_path, name, data, message):
+    path = tmp_path / name
+    path.write_bytes(data)
+    html, status = app.query("", str(path), ["image"], 5)
+    assert html == "" and status.startswith("**Error:**") and message in status
+    assert app.query("a guitar", None, ["image"], 1)[1] == "1 results for 'a guitar'"  # still serving
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium) "
+                    "and the playwright Python package")
+def test_served_page_in_headless_chromium(index, cache, tmp_path):
+    playwright = pytest.importorskip("playwright.sync_api")
+    from bind.webdemo import serve
+
+    port = _free_port()
+    page_app = serve(index, host="127.0.0.1", port=port, cache=cache_dir(cache), block=False)
+    try:
+        with playwright.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking"])
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.goto(f"http://127.0.0.1:{port}/", timeout=60_000)
+            page.locator("#bind-text textarea").fill("a cat")
+            page.locator("#bind-search").click()
+            page.wait_for_selector(".bind-hit", timeout=60_000)
+            assert "tabby cat" in page.locator(".bind-hit").first.inner_text()
+            assert page.locator(".bind-hit img").first.evaluate("img => img.complete && img.naturalWidth > 0")
+            page.locator("#bind-upload input[type=file]").set_input_files(_bad_file(tmp_path))
+            page.wait_for_function("document.querySelector('#bind-status').innerText.includes('Error')",
+                                   timeout=60_000)
+            page.locator("#bind-upload button[aria-label='Clear']").first.click()
+            page.locator("#bind-upload input[type=file]").set_input_files(str(assets_dir() / "images" / "dog.png"))
+            page.wait_for_function("document.querySelector('#bind-status').innerText.includes('image dog.png')",
+                                   timeout=60_000)
+            assert "beagle" in page.locator(".bind-hit").first.inner_text()
+            page.screenshot(path=str(tmp_path / "demo.png"), full_page=True)
+            browser.close()
+        assert (tmp_path / "demo.png").stat().st_size > 10_000
+    finally:
+        page_app.close()
+
+
+def _bad_file(folder: Path) -> str:
+    path = folder / "broken.jpg"
+    path.write_bytes(b"\xff\xd8\xff not really a jpeg")
+    return str(path)
+
+
+def test_3d_preview_shows_the_shape(tmp_path):
+    from bind.webdemo import render_preview
+
+    out = render_preview(assets_dir() / "points" / "torus.ply", tmp_path)
+    pixels = np.asarray(Image.open(out))
+    assert pixels.shape == (160, 480) and (pixels > 0).mean() > 0.05 and pixels.max() > 200

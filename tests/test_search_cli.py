@@ -1,0 +1,71 @@
+"""`bind index build` / `bind search` round trip, with a text-only space saved to disk."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bind.cli import main
+from bind.space import AnchorSpace
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("search")
+    space = root / "space"
+    AnchorSpace.from_expert("minilm-l6.text").save(space)
+    docs = root / "docs"
+    (docs / "sub").mkdir(parents=True)
+    for name, text in {"dog.txt": "a dog barking at the postman", "piano.txt": "someone playing the piano",
+                       "sub/rain.txt": "rain falling on a tin roof"}.items():
+        (docs / name).write_text(text)
+    (docs / "notes.md").write_text("ignored: not a media file")
+    return root, space, docs
+
+
+def test_index_build_and_search_json(corpus, capsys):
+    root, space, docs = corpus
+    out = root / "idx"
+    assert main(["index", "build", str(docs), "--space", str(space), "--out", str(out), "--quiet"]) == 0
+    assert "3 added" in capsys.readouterr().err
+    assert main(["search", str(out), "a dog barking", "-k", "2", "--json"]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert [h["rank"] for h in hits] == [1, 2]
+    assert hits[0]["id"] == "dog.txt" and hits[0]["modality"] == "text"
+    assert hits[0]["score"] > hits[1]["score"] and hits[0]["metadata"]["path"].endswith("dog.txt")
+    # incremental: a second build embeds nothing new
+    assert main(["index", "build", str(docs), "--space", str(space), "--out", str(out), "--quiet"]) == 0
+    assert "0 added" in capsys.readouterr().err
+
+
+def test_search_table_and_filters(corpus, capsys):
+    root, space, docs = corpus
+    out = root / "idx2"
+    main(["index", "build", str(docs), "--space", str(space), "--out", str(out), "--quiet"])
+    capsys.readouterr()
+    assert main(["search", str(out), "water from the sky", "-k", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:4] == ["rank", "score", "modality", "id"]
+    assert lines[1].split()[3] == "sub/rain.txt" and len(lines) == 4
+    assert main(["search", str(out), "a dog", "--modality", "image", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+
+
+def test_search_errors(corpus, tmp_path, capsys):
+    root, space, docs = corpus
+    out = root / "idx3"
+    main(["index", "build", str(docs), "--space", str(space), "--out", str(out), "--quiet"])
+    capsys.readouterr()
+    assert main(["search", str(out)]) == 2
+    assert "exactly one query" in capsys.readouterr().err
+    image = tmp_path / "q.png"
+    image.write_bytes(b"not a png")
+    assert main(["search", str(out), "--image", str(image)]) == 2
+    assert "no image path" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["index", "build"], ["search"], ["demo"]])
+def test_help(argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--help"])
+    assert exit_.value.code == 0 and "usage: bind" in capsys.readouterr().out
