@@ -58,9 +58,30 @@ def _index_build(args: argparse.Namespace) -> int:
     from .index import Index
 
     space = _space(args.space, args.cache)
+    if args.devices > 1 or args.num_nodes > 1:
+        return _index_build_distributed(args, space)
     index, report = Index.build_from_folder(args.folder, space, out=args.out, backend=args.backend,
                                             progress=not args.quiet)
     print(f"{args.out}: {len(index)} items; this run: {report}", file=sys.stderr)
+    return 0
+
+
+def _index_build_distributed(args: argparse.Namespace, space: object) -> int:
+    """Embed on Lightning's predict loop across devices/nodes (per-rank shards), merge and save on rank 0."""
+    from pathlib import Path
+
+    from .index.folder import scan
+    from .train.predict import embed_corpus
+
+    entries, _ = scan(Path(args.folder), None, recursive=True)
+    result = embed_corpus([e.path for e in entries], space, args.shards or f"{args.out.rstrip('/')}.shards",
+                          ids=[e.relative for e in entries], metadata=[{"path": str(e.path)} for e in entries],
+                          accelerator=args.accelerator, devices=args.devices, num_nodes=args.num_nodes,
+                          strategy="ddp", backend=args.backend, progress=not args.quiet)
+    if result is not None:  # global rank 0
+        index, report = result
+        index.save(args.out)
+        print(f"{args.out}: {len(index)} items; this run: {report}", file=sys.stderr)
     return 0
 
 
@@ -188,6 +209,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="IDX", help="index folder (continued when it exists)")
     p.add_argument("--backend", default="auto", help="auto, exact, faiss-flat, faiss-ivf or faiss-hnsw")
     p.add_argument("--cache", help="cache root of the demo space (default $BIND_CACHE or ~/.cache/bind)")
+    p.add_argument("--devices", type=int, default=1,
+                   help="embed with Lightning DDP on this many devices (processes); > 1 rebuilds from scratch")
+    p.add_argument("--num-nodes", type=int, default=1, help="machines taking part in the DDP run")
+    p.add_argument("--accelerator", default="cpu", help="cpu or gpu for the DDP run")
+    p.add_argument("--shards", help="per-rank shard folder of a DDP run (default IDX.shards; resumable)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_index_build)
 

@@ -69,3 +69,30 @@ def test_help(argv, capsys):
     with pytest.raises(SystemExit) as exit_:
         main([*argv, "--help"])
     assert exit_.value.code == 0 and "usage: bind" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_index_build_with_two_ddp_processes_equals_one(corpus, capsys):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from bind.index import Index
+
+    root, space, docs = corpus
+    single, double = root / "idx-one", root / "idx-ddp"
+    assert main(["index", "build", str(docs), "--space", str(space), "--out", str(single), "--quiet"]) == 0
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]) + os.pathsep
+           + os.environ.get("PYTHONPATH", "")}
+    run = subprocess.run([sys.executable, "-m", "bind.cli", "index", "build", str(docs), "--space", str(space),
+                          "--out", str(double), "--devices", "2", "--quiet"],
+                         capture_output=True, text=True, timeout=600, env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert sorted(p.name.split("rank")[-1] for p in (root / "idx-ddp.shards").glob("*.safetensors")) \
+        == ["0.safetensors", "1.safetensors"], "both ranks wrote shards"
+    one, two = Index.load(single), Index.load(double)
+    assert sorted(one.ids) == sorted(two.ids)
+    for query in ("a dog barking", "music", "weather"):
+        assert [(h.id, round(h.score, 4)) for h in one.search(query, k=3)] == \
+               [(h.id, round(h.score, 4)) for h in two.search(query, k=3)]
