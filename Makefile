@@ -4,7 +4,7 @@ VENV := .venv
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup demo test bench
+.PHONY: setup demo test
 
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -20,6 +20,3 @@ demo: setup
 
 test: setup
 	$(VENV)/bin/pytest -q -rs
-
-bench: setup
-	$(VENV)/bin/python bench/embed_throughput.py
