@@ -14,6 +14,12 @@ Table 2 (gap correction, GR-CLIP): one mixed candidate set holding the sample im
 captions of the items of other concepts; how often a caption's top hit is the image of its concept, with
 the space as is and after ``space.calibrate`` (text mean from held-out training-set phrases, image mean
 from Open Clip Art pictures when ``data/openclipart/images`` exists, else from the sample images).
+Table 3 (English, better powered): the held-out test split of ``recipes/image_to_minilm_offline`` (the
+Open Clip Art pairs of ``data/openclipart/pairs.csv``, one unique caption per image), in a space whose
+images go through EfficientNet-Lite0 features and the shipped adapter ``efficientnet-lite0_to_minilm-l6``;
+English caption -> image and image -> caption R@1/R@5 for each ``lam``. The bond acts on text only, so the
+images are embedded once. Skipped, with a message, when the manifest is missing (it is built by
+``recipes/prepare_openclipart.py`` from Debian packages).
 
     python bench/multilingual_bond.py [--projector projectors/e5-small_to_minilm-l6] [--lams 0,0.25,0.5,0.75,1]
 """
@@ -34,6 +40,7 @@ import torch  # noqa: E402
 from bind.assets import load_manifest  # noqa: E402
 from bind.bonds import CombinationBond  # noqa: E402
 from bind.metrics import ranks_of_targets  # noqa: E402
+from bind.projectors import load_projector  # noqa: E402
 from bind.space import AnchorSpace, ExpertPath, Space  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,6 +79,55 @@ def retrieval_row(space: Space, captions: list[dict[str, str]], images: dict[str
         row[f"{lang}->img"] = r_at_1(text[lang][with_image], image_vectors, to_image)
     row["mean->img"] = sum(row[f"{lang}->img"] for lang in LANGS) / len(LANGS)
     return row
+
+
+def clipart_space(adapter: str) -> AnchorSpace:
+    return AnchorSpace({"text": "minilm-l6.text",
+                        "image": ExpertPath("efficientnet-lite0.image", load_projector(adapter))})
+
+
+def clipart_test_pairs(manifest: Path) -> list[tuple[Path, str]]:
+    """The (image, caption) pairs of the manifest's test split; image paths are relative to the manifest."""
+    with manifest.open(encoding="utf-8") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["split"] == "test"]
+    return [(manifest.parent / r["source"], r["target"]) for r in rows]
+
+
+def english_rows(base: Space, expert: Space, projector: str, lams: list[float],
+                 pairs: list[tuple[Path, str]]) -> list[dict[str, float]]:
+    """Caption <-> image R@1/R@5 on ``pairs`` (caption i belongs to image i) for each bond weight."""
+    image_vectors = base.embed([image for image, _ in pairs], "image")
+    probe = CombinationBond(base, expert, projector, lam=1.0).embed([image for image, _ in pairs[:4]], "image")
+    if not torch.equal(probe, image_vectors[:4]):
+        raise SystemExit("the combination bond changed image embeddings; table 3 assumes it acts on text only")
+    same = torch.arange(len(pairs))
+    rows = []
+    for lam in lams:
+        text = CombinationBond(base, expert, projector, lam=lam).embed([caption for _, caption in pairs], "text")
+        to_image = ranks_of_targets(Space.similarity(text, image_vectors), same)
+        to_text = ranks_of_targets(Space.similarity(image_vectors, text), same)
+        rows.append({"lam": lam,
+                     "en->img R@1": float((to_image == 1).float().mean()),
+                     "en->img R@5": float((to_image <= 5).float().mean()),
+                     "img->en R@1": float((to_text == 1).float().mean()),
+                     "img->en R@5": float((to_text <= 5).float().mean())})
+    return rows
+
+
+def english_bar(rows: list[dict[str, float]], tolerance: float = 0.01) -> list[str]:
+    """For each bonded row: does R@1 (both directions) stay within ``tolerance`` below the lam=0 row?"""
+    base = next((r for r in rows if r["lam"] == 0), None)
+    if base is None:
+        return ["(no lam=0 row: the English bar cannot be checked)"]
+    lines = []
+    for row in rows:
+        if row is base:
+            continue
+        drops = {k: base[k] - row[k] for k in ("en->img R@1", "img->en R@1")}
+        verdict = "holds" if all(d <= tolerance + 1e-9 for d in drops.values()) else "FAILS"
+        lines.append(f"lam={row['lam']:g}: {verdict} (" + ", ".join(
+            f"{k} {-d * 100:+.1f} points" for k, d in drops.items()) + ")")
+    return lines
 
 
 def mixed_top_hit(space: Space, captions: list[dict[str, str]], images: dict[str, Path], lang: str) -> float:
@@ -117,6 +173,10 @@ def main() -> None:
     parser.add_argument("--gap-lam", type=float, default=0.75, help="the bond weight of table 2's bonded space")
     parser.add_argument("--phrases", type=Path, default=ROOT / "data" / "english_phrases" / "pairs.csv")
     parser.add_argument("--calibration-size", type=int, default=300)
+    parser.add_argument("--clipart", type=Path, default=ROOT / "data" / "openclipart" / "pairs.csv",
+                        help="table 3's manifest (its split == 'test' rows are used)")
+    parser.add_argument("--image-adapter", default="efficientnet-lite0_to_minilm-l6",
+                        help="table 3's image adapter (a folder or a packaged projector name)")
     args = parser.parse_args()
     torch.manual_seed(0)
 
@@ -132,8 +192,9 @@ def main() -> None:
           f"{sum(r['concept'] in images for r in captions)} captions have an image of their concept")
     print(f"projector: {args.projector}\n")
 
+    lams = [float(v) for v in args.lams.split(",")]
     rows = []
-    for lam in (float(v) for v in args.lams.split(",")):
+    for lam in lams:
         space = CombinationBond(base, expert, args.projector, lam=lam)
         rows.append({"lam": lam, **retrieval_row(space, captions, images)})
     print("Table 1: R@1, MiniLM alone (lam=0) vs bonded with multilingual-e5 (text lam)")
@@ -154,6 +215,18 @@ def main() -> None:
           f"caption queries whose top hit is the right image. Calibration: {len(text)} held-out training "
           f"phrases, {picture_source}")
     print(fmt_table(gap_rows, "space"))
+
+    if not args.clipart.is_file():
+        print(f"\nTable 3 skipped: {args.clipart} is missing (build it with recipes/prepare_openclipart.py, "
+              "which needs the Debian packages openclipart-png and openclipart-svg)")
+        return
+    pairs = clipart_test_pairs(args.clipart)
+    english = english_rows(clipart_space(args.image_adapter), expert, args.projector, lams, pairs)
+    print(f"\nTable 3: English caption <-> image on the {len(pairs)} held-out test pairs of {args.clipart.name} "
+          f"(images: efficientnet-lite0.image -> {args.image_adapter}); MiniLM alone (lam=0) vs bonded")
+    print(fmt_table(english, "lam"))
+    print("English bar (R@1 at most 1 point below lam=0, both directions):")
+    print("\n".join(english_bar(english)))
 
 
 if __name__ == "__main__":
