@@ -44,20 +44,16 @@ def _embed(args: argparse.Namespace) -> int:
     return 0
 
 
-def _space(name: str, cache: str | None):
+def _space(name: str):
     from .space import load_space
 
-    if name == "demo":
-        from .demo import cache_dir, cached_demo_space
-
-        return cached_demo_space(cache_dir(cache))
-    return load_space(name)
+    return load_space("lite" if name == "demo" else name)
 
 
 def _index_build(args: argparse.Namespace) -> int:
     from .index import Index
 
-    space = _space(args.space, args.cache)
+    space = _space(args.space)
     if args.devices > 1 or args.num_nodes > 1:
         return _index_build_distributed(args, space)
     index, report = Index.build_from_folder(args.folder, space, out=args.out, backend=args.backend,
@@ -204,11 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
                                               "--out; re-running adds only new or changed files, bad files are "
                                               "skipped and reported.")
     p.add_argument("folder", metavar="DIR", help="folder of media files (searched recursively)")
-    p.add_argument("--space", required=True, help="a saved space folder, a packaged space name, or 'demo' for "
-                                                  "the offline demo space")
+    p.add_argument("--space", required=True, help="a saved space folder, a packaged space name (e.g. 'lite', the "
+                                                  "offline default; 'demo' is the same)")
     p.add_argument("--out", required=True, metavar="IDX", help="index folder (continued when it exists)")
     p.add_argument("--backend", default="auto", help="auto, exact, faiss-flat, faiss-ivf or faiss-hnsw")
-    p.add_argument("--cache", help="cache root of the demo space (default $BIND_CACHE or ~/.cache/bind)")
     p.add_argument("--devices", type=int, default=1,
                    help="embed with Lightning DDP on this many devices (processes); > 1 rebuilds from scratch")
     p.add_argument("--num-nodes", type=int, default=1, help="machines taking part in the DDP run")

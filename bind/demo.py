@@ -1,13 +1,12 @@
 """The offline demo: an any-to-any index of assets/ searched by text, image, video or 3D queries.
 
-Until bind ships a packaged default space, the demo space is built from the experts that work offline:
-MiniLM for text; EfficientNet-Lite0's ImageNet-1k logits through the zero-training label bridge into
-MiniLM for images; the video and 3D (depth-view) experts with their image expert swapped for that
-classifier, through the same bridge. No audio expert has weights on this machine, so audio items are
-reported as not indexed and audio queries are refused with a clear message.
+The demo searches with the packaged offline default space ``lite`` (spaces/README.md): MiniLM text bonded
+with multilingual e5; images, video frames and 3D depth views through EfficientNet-Lite0, bonded from the
+zero-training label bridge (``bridge_space``) and the trained adapter. No audio expert ships in ``lite``, so
+audio items are reported as not indexed and audio queries are refused with a clear message.
 
-The space and the index are cached under ``$BIND_CACHE/demo`` (default ``~/.cache/bind/demo``); a second
-start reuses both and re-embeds only new or changed files (``Index.build_from_folder`` is incremental).
+The index is cached under ``$BIND_CACHE/demo`` (default ``~/.cache/bind/demo``); a second start reuses it
+and re-embeds only new or changed files (``Index.build_from_folder`` is incremental).
 """
 from __future__ import annotations
 
@@ -30,14 +29,15 @@ TEXT = "minilm-l6.text"
 # modality -> card whose image expert is swapped for the classifier so its output can cross the bridge
 WRAPPERS = {Modality.VIDEO: "video-efficientnet-lite0.video", Modality.POINTS: "pointviews-efficientnet-lite0.points"}
 CACHE_ENV = "BIND_CACHE"
+DEFAULT_SPACE = "lite"
 NO_AUDIO = "no offline audio expert is installed (CLAP needs its weights from the hub): audio is not searchable"
 # (query, what it is) for `bind demo --no-serve`; paths are relative to assets/
 EXAMPLES: tuple[tuple[str, str], ...] = (("a cat", "text"), ("a guitar", "text"), ("a rocket launch", "text"),
                                          ("images/cat.jpg", "image"))
 
 
-def demo_space() -> AnchorSpace:
-    """The offline demo space: every path ends in MiniLM's 384-d text space."""
+def bridge_space() -> AnchorSpace:
+    """The zero-training space: MiniLM text; image, video and 3D through the ImageNet label bridge (ConSE)."""
     image = ExpertPath.label_bridge(CLASSIFIER, TEXT)
     classifier_dim = get_card(CLASSIFIER).dim
     paths: dict[Modality, ExpertPath | str] = {Modality.TEXT: TEXT, Modality.IMAGE: image}
@@ -54,22 +54,9 @@ def cache_dir(root: str | os.PathLike | None = None) -> Path:
     return Path(base).expanduser() / "demo"
 
 
-def cached_demo_space(cache: Path, rebuild: bool = False) -> Space:
-    """The demo space saved in ``cache/space`` (built and saved there on first use or with ``rebuild``)."""
-    folder = cache / "space"
-    if not rebuild and folder.is_dir():
-        try:
-            return load_space(folder)
-        except ConfigError:
-            pass  # a damaged or outdated copy: rebuilt below
-    space = demo_space()
-    space.save(folder)
-    return space
-
-
 def demo_index(cache: Path, *, rebuild: bool = False, progress: bool = True) -> tuple[Index, FolderReport]:
     """The index of assets/ in the demo space, continued from ``cache/index`` when it is there."""
-    space = cached_demo_space(cache, rebuild)
+    space = load_space(DEFAULT_SPACE)
     out = cache / "index"
     if rebuild and out.exists():
         shutil.rmtree(out)
@@ -132,7 +119,7 @@ def caption_demo(top_k: int = 3, space: Space | None = None) -> dict[Modality, t
 
     A hit is a top-1 caption that belongs to an asset of the same concept (e.g. any cat caption for a cat).
     """
-    space = space or demo_space()
+    space = space or bridge_space()
     entries = load_manifest()
     names = sorted({entry.caption for entry in entries})
     concepts = {entry.caption: entry.concept for entry in entries}

@@ -261,9 +261,11 @@ class Space:
 
     def _missing_path(self, modality: Modality) -> str:
         have = ", ".join(sorted(m.value for m in self.modalities))
+        hint = (" (offline, the optional BirdNET extra: pip install 'bind[birdnet]'; online, CLAP weights)"
+                if modality == Modality.AUDIO else "")
         return (f"this space has no {modality.value} path; it embeds {have}. Add one with "
-                f"AnchorSpace(paths={{..., '{modality.value}': ExpertPath(expert, adapter)}}) or bond a "
-                f"{modality.value} expert (bind.bonds.CombinationBond)")
+                f"AnchorSpace(paths={{..., '{modality.value}': ExpertPath(expert, adapter)}}) or bond an "
+                f"expert of that modality (bind.bonds.CombinationBond){hint}")
 
     @staticmethod
     def similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -557,7 +559,9 @@ class ExpertPath:
         x = features.embeddings
         if self.input_norm == "l2":
             x = F.normalize(x.float(), dim=-1)
-        if self.adapter is not None and len(x):
+        if not len(x):  # every item failed: an empty block of the path's output width
+            return features.replace(x.new_zeros(0, self.dim))
+        if self.adapter is not None:
             x = self.adapter(x.float())
         return features.replace(F.normalize(x.float(), dim=-1))
 

@@ -184,3 +184,15 @@ def test_expert_may_be_a_card_name(base, tables, vec):
     p = linear(3, 4, seed=1)
     bond = CombinationBond(base, tables["e-text"][0], p, lam=1.0)
     torch.testing.assert_close(bond.embed("item 2"), apply(p, vec["e-text"][2]))
+
+
+def test_a_batch_whose_items_all_fail_is_reported_not_crashing(tmp_path):
+    """Every path of a bond sees an empty block; the failures come back, no dimension clash."""
+    from bind.demo import bridge_space
+
+    bond = CombinationBond(bridge_space(), AnchorSpace.from_expert("efficientnet-lite0.image"),
+                           bind.build_projector({"type": "linear", "d_in": 1280, "d_out": 384}), lam=0.5)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    result = bond.embed([str(broken)], on_error="skip")
+    assert result.embeddings.shape == (0, 384) and [f.index for f in result.failures] == [0]
