@@ -1,7 +1,6 @@
 """Paired-data loaders on miniature copies of each format: counts, captions, labels, splits, bad rows."""
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 from pathlib import Path
@@ -11,6 +10,7 @@ import pytest
 import soundfile
 from PIL import Image
 
+from conftest import write_csv
 from bind import Modality
 from bind.data import (ManifestError, Pair, PairManifest, assign_splits, audiocaps, clotho, esc50, folder_with_captions,
                        karpathy, load_manifest, modelnet40, msrvtt, save_manifest)
@@ -47,15 +47,6 @@ def mp4(path: Path) -> Path:
             frame = av.VideoFrame.from_ndarray(np.full((16, 16, 3), value, np.uint8), format="rgb24")
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
-    return path
-
-
-def write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
     return path
 
 

@@ -10,7 +10,6 @@ ranks they give.
 """
 from __future__ import annotations
 
-import csv
 import json
 import math
 import re
@@ -24,6 +23,7 @@ import torch
 import trimesh
 from PIL import Image
 
+from conftest import write_csv
 import bind
 from bind.cli import main
 from bind.evaluation import (
@@ -142,15 +142,6 @@ def mesh(path: Path, axis: int) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     s = axis + 1
     path.write_text(f"OFF\n4 4 0\n0 0 0\n{s} 0 0\n0 {s} 0\n0 0 {s}\n3 0 1 2\n3 0 1 3\n3 0 2 3\n3 1 2 3\n")
-    return path
-
-
-def write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
     return path
 
 
