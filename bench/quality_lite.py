@@ -6,15 +6,18 @@ Spaces compared (all are ``load_space("lite")`` with other bond weights, no re-t
 - ``bridge``: the zero-training baseline, ``with_weights(image=0, video=0, points=0)``: every visual item
   through EfficientNet-Lite0's ImageNet probabilities and the label bridge;
 - ``adapter``: ``with_weights(image=1, video=1, points=1)``, the trained adapter alone (for reference);
-- for multilingual text: ``minilm`` = ``with_weights(text=0)`` (MiniLM alone) against the shipped text bond.
+- for multilingual text: ``minilm`` = ``with_weights(text=0)`` (MiniLM alone) against the shipped text bond;
+- for audio: the shipped path is itself the zero-training baseline (BirdNET V2.4 logits through a label
+  bridge; needs ``pip install 'bind[birdnet]'``); no other offline audio path exists, so it is compared with
+  chance (the exact expected R@k of a uniformly random ranking).
 
 Data:
 - clip art: the 403 test pairs of ``data/openclipart/pairs.csv`` (split ``test``; the adapter never saw them);
   each image has one unique caption. Skipped with a message when the manifest is missing.
 - assets: bind's sample assets (``assets/manifest.json``; none is in any training set): 12 images (4 photos,
-  8 drawings), 4 videos, 7 3D shapes. ``X->text``: an item ranks every distinct caption of the manifest; a hit
-  is a caption of the item's concept. ``text->X``: the item's own caption ranks the items of its modality.
-  Few items: one video is 0.25 of R@1, one shape 0.14.
+  8 drawings), 4 videos, 7 3D shapes, 8 audio clips. ``X->text``: an item ranks every distinct caption of the
+  manifest; a hit is a caption of the item's concept. ``text->X``: the item's own caption ranks the items of
+  its modality. Few items: one video is 0.25 of R@1, one shape 0.14, one audio clip 0.125.
 - multilingual: ``recipes/data/multilingual_captions.jsonl`` (hand-written de/es/fr/en captions of the assets,
   used only for evaluation): a caption of an item whose concept has a sample image ranks the 12 images.
 
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -87,6 +91,35 @@ def asset_rows(spaces: dict[str, Space], entries: list[AssetEntry], modality: Mo
     return rows
 
 
+def chance(pool: int, targets: list[list[int]], k: int) -> float:
+    """Expected R@k of a uniformly random ranking of ``pool`` candidates: 1 - C(pool - t, k) / C(pool, k)."""
+    return sum(1.0 - math.comb(pool - len(t), k) / math.comb(pool, k) for t in targets) / len(targets)
+
+
+def audio_rows(space: Space, entries: list[AssetEntry]) -> list[list[str]]:
+    """Audio <-> text on the asset clips through the shipped BirdNET label bridge, next to chance."""
+    items = [e for e in entries if e.modality == Modality.AUDIO]
+    captions = sorted({e.caption for e in entries})
+    concept_of = {e.caption: e.concept for e in entries}
+    to_text = [[j for j, c in enumerate(captions) if concept_of[c] == e.concept] for e in items]
+    to_items = [[j for j, other in enumerate(items) if other.concept == e.concept] for e in items]
+    data = f"assets: {len(items)} audio vs {len(captions)} captions"
+    if Modality.AUDIO not in space.modalities:
+        return []
+    result = space.embed([e.path for e in items], Modality.AUDIO, on_error="skip")
+    if result.failures:  # type: ignore[union-attr]
+        print(f"audio rows skipped: {result.failures[0]}\n")  # type: ignore[union-attr]
+        return []
+    vectors = result.embeddings  # type: ignore[union-attr]
+    text = space.embed(captions, "text")
+    own = space.embed([e.caption for e in items], "text")
+    random = [chance(len(captions), to_text, 1), chance(len(captions), to_text, 5),
+              chance(len(items), to_items, 1), chance(len(items), to_items, 5)]
+    return [[data, "chance (random ranking)", *(f"{value:.3f}" for value in random)],
+            [data, "lite (shipped: BirdNET label bridge)", *fmt(recall(Space.similarity(vectors, text), to_text)),
+             *fmt(recall(Space.similarity(own, vectors), to_items))]]
+
+
 def multilingual_rows(space: Space, entries: list[AssetEntry], path: Path) -> list[list[str]]:
     records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     images = [e for e in entries if e.modality == Modality.IMAGE]
@@ -124,7 +157,7 @@ def main() -> None:
     spaces = variants(space)
     entries = load_manifest()
     print(f"space {args.space!r}: identity {space.identity[:16]}, modalities "
-          f"{', '.join(sorted(m.value for m in space.modalities))} (no audio path)\n")
+          f"{', '.join(sorted(m.value for m in space.modalities))}\n")
 
     rows: list[list[str]] = []
     if args.clipart.is_file():
@@ -133,6 +166,7 @@ def main() -> None:
         print(f"clip art rows skipped: {args.clipart} is missing (build it with recipes/prepare_openclipart.py)\n")
     for modality in VISUAL:
         rows += asset_rows(spaces, entries, modality)
+    rows += audio_rows(space, entries)
     print("Table 1: X <-> text retrieval (text always through the shipped text path)")
     print(table(["data", "space", "X->text R@1", "X->text R@5", "text->X R@1", "text->X R@5"], rows))
 

@@ -115,12 +115,13 @@ def _demo(args: argparse.Namespace) -> int:
     from .demo import NO_AUDIO, cache_dir, demo_index, run_examples
 
     index, report = demo_index(cache_dir(args.cache), rebuild=args.rebuild, progress=not args.no_serve)
-    audio = [f for f in report.failures if "no audio path" in f.reason]
+    audio = [f for f in report.failures if "audio is unavailable" in f.reason]
     for failure in report.failures:
         if failure not in audio:
             print(f"skipped {failure.item}: {failure.reason}", file=sys.stderr)
+    note = f"; {len(audio)} audio files not indexed: {NO_AUDIO}" if audio else ""
     print(f"index of assets/: {len(index)} items ({len(report.added) + len(report.updated)} embedded now, "
-          f"{report.unchanged} reused); {len(audio)} audio files not indexed: {NO_AUDIO}")
+          f"{report.unchanged} reused){note}")
     if args.no_serve:
         run_examples(index, k=args.k)
         return 0

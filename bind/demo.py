@@ -1,9 +1,10 @@
-"""The offline demo: an any-to-any index of assets/ searched by text, image, video or 3D queries.
+"""The offline demo: an any-to-any index of assets/ searched by text, image, sound, video or 3D queries.
 
 The demo searches with the packaged offline default space ``lite`` (spaces/README.md): MiniLM text bonded
 with multilingual e5; images, video frames and 3D depth views through EfficientNet-Lite0, bonded from the
-zero-training label bridge (``bridge_space``) and the trained adapter. No audio expert ships in ``lite``, so
-audio items are reported as not indexed and audio queries are refused with a clear message.
+zero-training label bridge (``bridge_space``) and the trained adapter; audio through BirdNET's label bridge
+when the optional extra ``bind[birdnet]`` is installed (without it, audio files are reported as not indexed
+and audio queries get a clear message saying how to add it).
 
 The index is cached under ``$BIND_CACHE/demo`` (default ``~/.cache/bind/demo``); a second start reuses it
 and re-embeds only new or changed files (``Index.build_from_folder`` is incremental).
@@ -30,7 +31,8 @@ TEXT = "minilm-l6.text"
 WRAPPERS = {Modality.VIDEO: "video-efficientnet-lite0.video", Modality.POINTS: "pointviews-efficientnet-lite0.points"}
 CACHE_ENV = "BIND_CACHE"
 DEFAULT_SPACE = "lite"
-NO_AUDIO = "no offline audio expert is installed (CLAP needs its weights from the hub): audio is not searchable"
+NO_AUDIO = ("audio search needs the optional BirdNET extra: pip install 'bind[birdnet]' (model licence CC BY-NC-SA "
+            "4.0, non-commercial); with CLAP weights in the local cache, CLAP is the full-quality audio path")
 # (query, what it is) for `bind demo --no-serve`; paths are relative to assets/
 EXAMPLES: tuple[tuple[str, str], ...] = (("a cat", "text"), ("a guitar", "text"), ("a rocket launch", "text"),
                                          ("images/cat.jpg", "image"))
@@ -131,7 +133,7 @@ def caption_demo(top_k: int = 3, space: Space | None = None) -> dict[Modality, t
             continue
         print(f"\n== {modality.value} ({len(items)} items) ==")
         if modality not in space.modalities:
-            print(f"  unavailable: {NO_AUDIO if modality == Modality.AUDIO else 'no path in this space'}")
+            print("  unavailable: no path in this space")
             continue
         result = space.embed([e.path for e in items], modality, on_error="skip")
         for failure in result.failures:  # type: ignore[union-attr]

@@ -41,7 +41,7 @@ from .bridges import LabelBridge
 from .cards import EncoderCard
 from .embed import EmbedResult, _as_items, embed
 from .encoder import Encoder
-from .errors import ConfigError, InputError
+from .errors import ConfigError, InputError, WeightsUnavailableError
 from .io.atomic import atomic_dir
 from .modality import Modality, infer_modality
 from .projectors import (
@@ -109,7 +109,13 @@ class Call:
         """The raw (unnormalised) features of every item from the expert of ``card``."""
         key = _card_key(card)
         if key not in self._features:
-            result = embed(self.items, encoder=expert_encoder(card), modality=self.modality,
+            try:
+                encoder = expert_encoder(card)
+            except WeightsUnavailableError as exc:  # e.g. an optional extra that is not installed
+                reason = f"{self.modality.value} is unavailable here: its expert {card.name!r} cannot load: {exc}"
+                failures = [InputError(item, reason, index) for index, item in enumerate(self.items)]
+                return Rows(torch.zeros(0, card.dim), [], failures)
+            result = embed(self.items, encoder=encoder, modality=self.modality,
                            batch_size=self.batch_size, normalize=False, progress=self.progress,
                            on_error="skip", sample_rate=self.sample_rate)
             assert isinstance(result, EmbedResult)

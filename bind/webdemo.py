@@ -61,8 +61,6 @@ class DemoApp:
             if kind is None:
                 return "", _error(f"{Path(upload).name}: unknown file type {Path(upload).suffix!r}; upload an image, "
                                   "a sound, a video or a 3D file (.ply .obj .off .stl .glb .npy)")
-            if kind == Modality.AUDIO and kind not in self.index.space.modalities:
-                return "", _error(f"{Path(upload).name}: {NO_AUDIO}")
             query: Any = Path(upload)
             described = f"{kind.value} {Path(upload).name}"
         else:
@@ -123,8 +121,9 @@ def build_app(app: DemoApp) -> Any:
     present = {app.index.entry(i).modality.value for i in app.index.ids}
     choices = [m for m in MODALITY_CHOICES if m in present]
     with gr.Blocks(title="bind: any-to-any search") as page:
+        note = "" if "audio" in present else f" Note: {NO_AUDIO}."
         gr.Markdown("# bind: any-to-any search over assets/\nType a query or upload an image, a sound, a video "
-                    f"or a 3D file. Note: {NO_AUDIO}.")
+                    f"or a 3D file.{note}")
         with gr.Row():
             text = gr.Textbox(label="Text query", placeholder="a cat", elem_id="bind-text")
             upload = gr.File(label="or upload a file", type="filepath", elem_id="bind-upload")

@@ -18,8 +18,14 @@ and every adapter is a label bridge (no training) or a projector the project tra
   their cards with the image expert swapped for the ImageNet classifier feed the label bridge (as
   ``bind.demo``), and their plain cards (mean EfficientNet-Lite0 features) feed the trained adapter; the two
   are combined with the same lam = 0.5.
-- audio: no path. No permissively licensed audio expert ships offline; the optional BirdNET extra is wired
-  separately. ``space.embed`` of an audio item raises ``InputError`` saying the space has no audio path.
+- audio: BirdNET V2.4's 6,522 class logits (``birdnet-v24.audio-logits``, the optional extra
+  ``pip install 'bind[birdnet]'``; model licence CC BY-NC-SA 4.0, non-commercial) through a zero-training
+  label bridge over its common names, embedded by MiniLM as ``AUDIO_TEMPLATE`` (fixed a priori, not tuned on
+  any reported data). BirdNET is a bird model: few of its classes are everyday sounds. The label embeddings
+  are computed here once and saved with the space, so building needs the extra but loading does not; without
+  it ``space.embed`` of an audio item raises ``InputError`` saying audio is unavailable and how to add it.
+  No permissively licensed audio expert ships offline; with CLAP weights (online) a full-quality audio path
+  replaces this one. Video uses its frames only (the sound track is not fused in).
 
     python recipes/build_lite_space.py [--out spaces/lite]
 """
@@ -35,7 +41,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 from bind.bonds import CombinationBond
 from bind.demo import bridge_space
 from bind.modality import Modality
-from bind.space import AnchorSpace, Space, load_space
+from bind.space import AnchorSpace, ExpertPath, Space, load_space
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXT = "minilm-l6.text"
@@ -43,6 +49,8 @@ MULTILINGUAL = "e5-small-multilingual.text"
 CLASSIFIER = "efficientnet-lite0.imagenet-logits"
 IMAGE = "efficientnet-lite0.image"
 # modality -> the card that runs its frames / depth views through EfficientNet-Lite0
+AUDIO_CLASSIFIER = "birdnet-v24.audio-logits"
+AUDIO_TEMPLATE = "the sound of a {}."
 VIEWS = {Modality.VIDEO: "video-efficientnet-lite0.video", Modality.POINTS: "pointviews-efficientnet-lite0.points"}
 IMAGE_ADAPTER = "efficientnet-lite0_to_minilm-l6"
 TEXT_ADAPTER = "e5-small_to_minilm-l6"
@@ -55,9 +63,15 @@ def feature_space() -> AnchorSpace:
     return AnchorSpace({Modality.IMAGE: IMAGE, **{m: name for m, name in VIEWS.items()}})
 
 
+def base_space() -> AnchorSpace:
+    """The zero-training base: ``bind.demo.bridge_space`` plus BirdNET's label bridge for audio."""
+    audio = ExpertPath.label_bridge(AUDIO_CLASSIFIER, TEXT, template=AUDIO_TEMPLATE)
+    return AnchorSpace({**bridge_space().paths, Modality.AUDIO: audio})
+
+
 def lite_space() -> Space:
     """The lite space: the bridge base, bonded with the trained image adapter, then with multilingual e5."""
-    visual = CombinationBond(bridge_space(), feature_space(), ROOT / "projectors" / IMAGE_ADAPTER, lam=IMAGE_LAM)
+    visual = CombinationBond(base_space(), feature_space(), ROOT / "projectors" / IMAGE_ADAPTER, lam=IMAGE_LAM)
     return CombinationBond(visual, MULTILINGUAL, ROOT / "projectors" / TEXT_ADAPTER, lam=TEXT_LAM)
 
 

@@ -1,6 +1,8 @@
 """The packaged offline default space ``lite`` (spaces/lite, built by recipes/build_lite_space.py)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -8,9 +10,14 @@ import torch
 
 import bind
 from bind.assets import assets_dir
+from bind.backends import birdnet
+from bind.backends.birdnet import BirdNetEncoder
 from bind.errors import InputError
 from bind.modality import Modality
+from bind.registry import cached_encoder, get_card
 from bind.space import Space, load_space
+
+AUDIO = "birdnet-v24.audio-logits"
 
 
 @pytest.fixture(scope="module")
@@ -18,9 +25,9 @@ def lite() -> Space:
     return load_space("lite")
 
 
-def test_lite_has_every_modality_but_audio(lite: Space) -> None:
+def test_lite_has_every_modality(lite: Space) -> None:
     assert lite.dim == 384
-    assert lite.modalities == {Modality.TEXT, Modality.IMAGE, Modality.VIDEO, Modality.POINTS}
+    assert lite.modalities == {Modality.TEXT, Modality.IMAGE, Modality.VIDEO, Modality.POINTS, Modality.AUDIO}
 
 
 @pytest.mark.parametrize("relative, modality", [("text/cat.txt", "text"), ("images/cat.jpg", "image"),
@@ -39,14 +46,37 @@ def test_cat_photo_is_closer_to_a_cat_than_to_a_truck(lite: Space) -> None:
     assert float(photo @ cat) > float(photo @ truck) + 0.05
 
 
-def test_audio_is_refused_with_a_clear_reason(lite: Space, tmp_path) -> None:
+def _tone(tmp_path) -> Path:
     path = tmp_path / "tone.wav"
-    sf.write(path, np.sin(np.linspace(0, 2000, 16000)).astype(np.float32), 16000)
-    with pytest.raises(InputError, match="no audio path"):
-        lite.embed(path)
-    result = lite.embed([path, "a cat"], on_error="skip")
-    assert isinstance(result, bind.EmbedResult)
-    assert result.indices == [1] and "no audio path" in str(result.failures[0])
+    sf.write(path, 0.5 * np.sin(np.linspace(0, 2 * np.pi * 440 * 4, 4 * 16000)).astype(np.float32), 16000)
+    return path
+
+
+@pytest.mark.skipif(not BirdNetEncoder.weights_available(get_card(AUDIO)), reason="needs pip install 'bind[birdnet]'")
+def test_audio_embeds_through_birdnet_labels(lite: Space, tmp_path) -> None:
+    vector = lite.embed(_tone(tmp_path))
+    assert vector.shape == (384,) and torch.isfinite(vector).all()
+    assert abs(float(vector.norm()) - 1.0) < 1e-4
+    bridge = lite.base.base.paths[Modality.AUDIO].adapter  # the saved label embeddings, no re-embedding
+    assert bridge.label_embeddings.shape == (6522, 384) and bridge.label_embeddings.dtype == torch.float32
+
+
+def test_without_the_birdnet_extra_audio_is_unavailable_not_a_crash(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(birdnet, "_interpreter_class", lambda: None)  # as if tflite-runtime were not installed
+    cached_encoder.cache_clear()
+    try:
+        space = load_space("lite")
+        assert Modality.AUDIO in space.modalities
+        tone = _tone(tmp_path)
+        with pytest.raises(InputError, match=r"audio is unavailable.*pip install 'bind\[birdnet\]'") as caught:
+            space.embed(tone)
+        assert "tone.wav" in str(caught.value) and "CC BY-NC-SA 4.0" in str(caught.value)
+        result = space.embed([tone, "a cat", assets_dir() / "images" / "cat.jpg"], on_error="skip")
+        assert isinstance(result, bind.EmbedResult)
+        assert result.indices == [1, 2] and result.embeddings.shape == (2, 384)
+        assert [f.index for f in result.failures] == [0] and "audio is unavailable" in str(result.failures[0])
+    finally:
+        cached_encoder.cache_clear()
 
 
 def test_identity_is_stable_across_loads_and_saves(lite: Space, tmp_path) -> None:
