@@ -68,6 +68,13 @@ def _model_class_path(argv: Sequence[str]) -> str | None:
     return model.get("class_path") if isinstance(model, dict) else None
 
 
+def _best_val(checkpoint: Any) -> float | None:
+    """The best validation R@1, when the checkpoint callback chose by it (a recipe may keep the last epoch)."""
+    if checkpoint.monitor != "val/R@1" or checkpoint.best_model_score is None:
+        return None
+    return float(checkpoint.best_model_score)
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Fit, test the best checkpoint, export; returns the test metrics (empty without a test split).
 
@@ -90,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if export.dir and trainer.is_global_zero:
         recipe = cli.parser.dump(cli.config, skip_none=False)
         folder = write_adapter(Path(export.dir), model, data, recipe=recipe, test_metrics=test_metrics,
-                               best_val=float(checkpoint.best_model_score) if best else None,
+                               best_val=_best_val(checkpoint) if best else None,
                                fit_seconds=fit_seconds, epochs=trainer.current_epoch,
                                steps=trainer.global_step, data_licence=export.data_licence)
         print(f"exported adapter to {folder}")
