@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -35,9 +34,9 @@ from bind.cache import FeatureCache  # noqa: E402
 from bind.io.atomic import atomic_path  # noqa: E402
 from bind.metrics import paired_retrieval  # noqa: E402
 from bind.modality import Modality  # noqa: E402
-from bind.projectors import Projector, load_projector  # noqa: E402
+from bind.projectors import Projector  # noqa: E402
 from bind.registry import create_encoder  # noqa: E402
-from bind.train.cli import main as bind_train  # noqa: E402
+from bind.train.cli import train_variant  # noqa: E402
 from bind.train.datamodule import PairedFeatures  # noqa: E402
 
 RECIPE = Path(__file__).with_name("image_to_minilm_offline.yaml")
@@ -56,21 +55,6 @@ def scores(source: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
     """R@1/R@5 image->text (a2b) and text->image (b2a) for row-aligned unit vectors."""
     metrics = paired_retrieval(source, target, ks=(1, 5))
     return {f"{d}/R@{k}": metrics[f"{d}/R@{k}"] for d in ("a2b", "b2a") for k in (1, 5)}
-
-
-def train_variant(name: str, overrides: list[str], common: list[str], out: Path) -> tuple[Projector, dict[str, Any]]:
-    """Fit one variant through ``bind train``; returns its exported projector and the run's facts."""
-    folder = out / name.replace(" ", "").replace("+", "_")
-    shutil.rmtree(folder, ignore_errors=True)
-    start = time.perf_counter()
-    test = bind_train(["--config", str(RECIPE), *common, "--trainer.default_root_dir", str(folder),
-                       "--export.dir", str(folder / "adapter"), *overrides])
-    projector = load_projector(folder / "adapter")
-    meta = projector.meta
-    return projector, {"run_seconds": round(time.perf_counter() - start, 1), "fit_seconds": meta["fit_seconds"],
-                       "epochs": meta["epochs"], "steps": meta["steps"], "best_val_R@1": meta["best_val_R@1"],
-                       "params": sum(p.numel() for p in projector.parameters()), "bind_train_test": test,
-                       "adapter": str(folder / "adapter")}
 
 
 def project(projector: Projector, features: torch.Tensor) -> torch.Tensor:
@@ -112,7 +96,8 @@ def main(argv: list[str] | None = None) -> None:
                                            "assets": scores(bridge(asset_logits), asset_text),
                                            "fit_seconds": 0.0, "params": 0}
     for name, overrides in VARIANTS.items():
-        projector, facts = train_variant(name, overrides, common, args.out)
+        folder = args.out / name.replace(" ", "").replace("+", "_")
+        projector, facts = train_variant(RECIPE, folder, [*common, *overrides])
         rows[name] = {"test": scores(project(projector, test_images), test_text),
                       "assets": scores(project(projector, asset_images), asset_text), **facts}
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -43,7 +42,7 @@ from bind.metrics import ranks_of_targets
 from bind.modality import Modality
 from bind.projectors import Projector, load_projector
 from bind.registry import create_encoder, get_card
-from bind.train.cli import main as bind_train
+from bind.train.cli import train_variant
 from bind.train.datamodule import PairedFeatures
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,18 +68,6 @@ def class_scores(shapes: torch.Tensor, labels: list[str], captions: list[str], c
     a2b = recall(shapes[queries] @ text.T, to_text)
     b2a = recall(text[own] @ shapes.T, to_shapes)
     return {**{f"a2b/{k}": v for k, v in a2b.items()}, **{f"b2a/{k}": v for k, v in b2a.items()}}
-
-
-def train_variant(name: str, overrides: list[str], common: list[str], out: Path) -> tuple[Projector, dict[str, Any]]:
-    folder = out / name
-    shutil.rmtree(folder, ignore_errors=True)
-    start = time.perf_counter()
-    bind_train(["--config", str(RECIPE), *common, "--trainer.default_root_dir", str(folder),
-                "--export.dir", str(folder / "adapter"), *overrides])
-    projector = load_projector(folder / "adapter")
-    meta = projector.meta
-    return projector, {"run_seconds": round(time.perf_counter() - start, 1), "epochs": meta["epochs"],
-                       "params": sum(p.numel() for p in projector.parameters())}
 
 
 def project(projector: Projector, features: torch.Tensor) -> torch.Tensor:
@@ -144,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
         embedders["clip-art image adapter (no 3D training)"] = lambda s: project(image_adapter, s["features"])
         facts["clip-art image adapter (no 3D training)"] = {"params": sum(p.numel() for p in image_adapter.parameters())}
     for name, overrides in VARIANTS.items():
-        projector, facts[f"3D adapter: {name}"] = train_variant(name, overrides, common, args.out)
+        projector, facts[f"3D adapter: {name}"] = train_variant(RECIPE, args.out / name, [*common, *overrides])
         embedders[f"3D adapter: {name}"] = lambda s, p=projector: project(p, s["features"])
     bridge_name = f'ConSE bridge "{TEMPLATES[0]}"'
     embedders["bridge + 3D mlp (mean)"] = lambda s: F.normalize(

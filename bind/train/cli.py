@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -104,3 +105,21 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if trainer.is_global_zero:
         print(json.dumps({"test": test_metrics, "fit_seconds": round(fit_seconds, 1)}, indent=2))
     return test_metrics
+
+
+def train_variant(recipe: str | Path, folder: str | Path, overrides: Sequence[str] = ()) -> tuple[Any, dict[str, Any]]:
+    """Fit ``recipe`` (+ overrides) into a fresh ``folder`` as ``bind train`` does; return the exported
+    projector and the run's facts (wall time, epochs, steps, best validation R@1, parameters, test metrics)."""
+    from ..projectors import load_projector
+
+    folder = Path(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+    start = time.perf_counter()
+    test = main(["--config", str(recipe), "--trainer.default_root_dir", str(folder),
+                 "--export.dir", str(folder / "adapter"), *overrides])
+    projector = load_projector(folder / "adapter")
+    meta = projector.meta
+    return projector, {"run_seconds": round(time.perf_counter() - start, 1), "fit_seconds": meta["fit_seconds"],
+                       "epochs": meta["epochs"], "steps": meta["steps"], "best_val_R@1": meta["best_val_R@1"],
+                       "params": sum(p.numel() for p in projector.parameters()), "bind_train_test": test,
+                       "adapter": str(folder / "adapter")}
