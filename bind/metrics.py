@@ -1,7 +1,7 @@
 """Retrieval metrics over a query-by-candidate similarity matrix (one rule: cosine of unit vectors)."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -36,12 +36,31 @@ def recall_at(ranks: torch.Tensor, ks: Sequence[int] = (1, 5, 10)) -> dict[str, 
     return out
 
 
-def paired_retrieval(a: torch.Tensor, b: torch.Tensor, ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
-    """Both directions for row-aligned pairs ``a[i] <-> b[i]`` (unit vectors): keys ``a2b/R@1`` ... ``b2a/...``."""
+def paired_retrieval(a: torch.Tensor, b: torch.Tensor, ks: Sequence[int] = (1, 5, 10), *,
+                     group_b: bool = False) -> dict[str, float]:
+    """Both directions for row-aligned pairs ``a[i] <-> b[i]`` (unit vectors): keys ``a2b/R@1`` ... ``b2a/...``.
+
+    By default row i of each side is the only match of row i. With ``group_b`` the rows whose ``b`` vectors
+    are identical (exact equality, e.g. several items paired with one caption) are one class, as ``bind eval``
+    scores a manifest with repeated targets: a2b ranks the distinct ``b`` vectors and a hit is the query's own;
+    b2a has one query per distinct ``b`` vector, ranking all of ``a``, and a hit is any row of its class. Only
+    ``b`` is grouped, so use it when ``b`` is a fixed target (identical learned outputs must not merge).
+    When all ``b`` rows are distinct both ways give the same numbers.
+    """
     if a.shape[0] != b.shape[0]:
         raise ValueError(f"paired retrieval needs aligned rows, got {a.shape[0]} and {b.shape[0]}")
-    similarity = a.float() @ b.float().T
-    target = torch.arange(a.shape[0])
-    out = {f"a2b/{k}": v for k, v in recall_at(ranks_of_targets(similarity, target), ks).items()}
-    out.update({f"b2a/{k}": v for k, v in recall_at(ranks_of_targets(similarity.T, target), ks).items()})
+    similarity = (a.float() @ b.float().T).cpu()
+    rows = torch.arange(a.shape[0])
+    if group_b:  # one column per distinct b (its first row); query i's target is its class
+        distinct, group = torch.unique(b, dim=0, return_inverse=True)
+        group = group.cpu()
+        first = torch.full((len(distinct),), len(group)).scatter_reduce(0, group, rows, "amin")
+        members: list[list[int]] = [[] for _ in first]
+        for i, g in enumerate(group.tolist()):
+            members[g].append(i)
+        a2b, b2a = ranks_of_targets(similarity[:, first], group), ranks_of_targets(similarity.T[first], members)
+    else:
+        a2b, b2a = ranks_of_targets(similarity, rows), ranks_of_targets(similarity.T, rows)
+    out = {f"a2b/{k}": v for k, v in recall_at(a2b, ks).items()}
+    out.update({f"b2a/{k}": v for k, v in recall_at(b2a, ks).items()})
     return out

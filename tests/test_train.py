@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import bind
 from bind.cli import main
+from bind.metrics import paired_retrieval
 from bind.train.module import AlignModule
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,6 +62,22 @@ def test_align_module_learns_a_linear_relation(one_thread):
     after = run.validate(model, val, verbose=False)[0]["val/R@1"]
     assert before < 0.2
     assert after > 0.7, (before, after)
+
+
+def test_validation_scores_items_sharing_a_caption_as_one_class(one_thread):
+    """40 items, 5 per caption: a perfect projector gets val/R@1 1.0 (any item of the caption is a hit),
+    where row-to-row pairing counts the tied copies as misses."""
+    captions = torch.randn(8, 16, generator=torch.Generator().manual_seed(0))
+    anchor = captions.repeat_interleave(5, dim=0)
+    model = AlignModule(16, 16, projector={"type": "linear"})
+    with torch.no_grad():
+        model.projector.net.weight.copy_(torch.eye(16))
+        model.projector.net.bias.zero_()
+    val = DataLoader(TensorDataset(anchor, anchor), batch_size=16)
+    metrics = trainer().validate(model, val, verbose=False)[0]
+    assert metrics["val/R@1"] == 1.0 and metrics["val/a2b/R@5"] == 1.0 and metrics["val/b2a/mean_rank"] == 1.0
+    unit = torch.nn.functional.normalize(anchor, dim=-1)
+    assert paired_retrieval(unit, unit)["a2b/R@1"] == 0.0  # each row ties with its 4 copies: rank 5
 
 
 # --- `bind train` on a miniature image-caption dataset, tiny random-weight experts -------------------------

@@ -18,7 +18,9 @@ class AlignModule(L.LightningModule):
     ``d_in``/``d_out`` come from the data module's experts (linked by ``bind train``); ``loss`` holds the
     keyword arguments of :class:`bind.train.losses.AlignmentLoss` (InfoNCE, STRUCTURE, intra-space);
     ``fusemix`` turns on latent mixup of the cached features. Validation logs R@1/5/10 both ways and
-    ``val/R@1`` (their mean), the metric recipes monitor for early stopping and the best checkpoint.
+    ``val/R@1`` (their mean), the metric recipes monitor for early stopping and the best checkpoint. Pairs
+    with identical anchors (one caption for several items) are one class: retrieving any of them is a hit
+    (:func:`bind.metrics.paired_retrieval` with ``group_b``, as ``bind eval`` scores repeated targets).
     """
 
     def __init__(self, d_in: int, d_out: int, projector: dict[str, Any] | None = None,
@@ -62,7 +64,7 @@ class AlignModule(L.LightningModule):
         if self.trainer.world_size > 1:  # every rank scores the whole split
             projected = self.all_gather(projected).flatten(0, 1)
             anchor = self.all_gather(anchor).flatten(0, 1)
-        metrics = {f"{stage}/{k}": v for k, v in paired_retrieval(projected, anchor).items()}
+        metrics = {f"{stage}/{k}": v for k, v in paired_retrieval(projected, anchor, group_b=True).items()}
         self.log_dict(metrics)
         self.log(f"{stage}/R@1", (metrics[f"{stage}/a2b/R@1"] + metrics[f"{stage}/b2a/R@1"]) / 2, prog_bar=True)
 
