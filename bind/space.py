@@ -411,16 +411,21 @@ class Space:
         return digest.hexdigest()
 
     def save(self, directory: str | os.PathLike) -> Path:
-        """Write the space folder (space.json + weights.safetensors) atomically; returns its path."""
+        """Write the space folder (space.json + weights.safetensors) atomically; returns its path.
+
+        Each distinct tensor is stored once: a key whose tensor equals an earlier key's (same dtype, shape and
+        bytes; e.g. one LabelBridge shared by several paths) is listed in space.json's ``aliases``
+        (``{alias key: stored key}``) instead of being written again.
+        """
         target = Path(directory)
         config, tensors = self.state()
-        text = json.dumps({"format_version": FORMAT_VERSION, "space": config}, indent=2)
+        stored, aliases = _dedupe_tensors(tensors)
+        text = json.dumps({"format_version": FORMAT_VERSION, "aliases": aliases, "space": config}, indent=2)
         if target.exists() and not target.is_dir():
             raise ConfigError(f"cannot save a space to {target}: it exists and is not a folder")
         with atomic_dir(target) as staging:
             (staging / SPACE_FILE).write_text(text + "\n")
-            safetensors.torch.save_file({k: v.detach().cpu().clone().contiguous() for k, v in tensors.items()},
-                                        str(staging / WEIGHTS_FILE), metadata={"format": "pt"})
+            safetensors.torch.save_file(stored, str(staging / WEIGHTS_FILE), metadata={"format": "pt"})
         return target
 
     # printing ---------------------------------------------------------------------------------------------
@@ -435,6 +440,36 @@ class Space:
 
     def __repr__(self) -> str:
         return "\n".join(self._lines())
+
+
+def _dedupe_tensors(tensors: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors to write (each distinct content once, under its first key) and ``{alias key: stored key}``."""
+    stored: dict[str, torch.Tensor] = {}
+    aliases: dict[str, str] = {}
+    first: dict[tuple[str, tuple[int, ...], str], str] = {}
+    for key, tensor in tensors.items():
+        value = tensor.detach().cpu().contiguous()
+        digest = hashlib.sha256(value.reshape(-1).view(torch.uint8).numpy()).hexdigest()
+        content = (str(value.dtype), tuple(value.shape), digest)
+        if content in first:
+            aliases[key] = first[content]
+        else:
+            first[content] = key
+            stored[key] = value.clone()  # an own copy: safetensors refuses tensors that share memory
+    return stored, aliases
+
+
+def _restore_aliases(tensors: dict[str, torch.Tensor], aliases: Any, source: Path) -> dict[str, torch.Tensor]:
+    """``tensors`` plus every alias key of space.json's ``aliases``, bound to its stored tensor."""
+    if not isinstance(aliases, dict):
+        raise ConfigError(f"{source}: 'aliases' must map alias keys to stored keys, got {type(aliases).__name__}")
+    restored = dict(tensors)
+    for alias, key in aliases.items():
+        if alias in tensors or key not in tensors:
+            raise ConfigError(f"{source}: bad alias {alias!r} -> {key!r} (an alias must name a tensor of the "
+                              f"weights file and must not be one itself)")
+        restored[alias] = tensors[key]
+    return restored
 
 
 def _tensor(tensors: dict[str, torch.Tensor], key: str) -> torch.Tensor:
@@ -676,7 +711,7 @@ def _packaged_spaces() -> dict[str, Path]:
 
 def load_space(path_or_name: str | os.PathLike) -> Space:
     """Load a space folder written by :meth:`Space.save`, or a space shipped in bind's ``spaces/``."""
-    from . import bonds, routers  # noqa: F401 - registers the bond and router space types
+    from . import bonds, routers, soundtrack  # noqa: F401 - registers the bond, router and fusion space types
 
     directory = Path(path_or_name).expanduser()
     if not directory.is_dir():
@@ -699,4 +734,4 @@ def load_space(path_or_name: str | os.PathLike) -> Space:
         tensors = safetensors.torch.load_file(str(weights_path))
     except (OSError, safetensors.SafetensorError) as exc:
         raise ConfigError(f"space weights {weights_path} are corrupt or unreadable: {exc}") from exc
-    return Space.from_state(data["space"], tensors)
+    return Space.from_state(data["space"], _restore_aliases(tensors, data.get("aliases", {}), config_path))
