@@ -34,13 +34,14 @@ from .registry import (
                      weights_available,
 )
 from .routers import RoutedSpace, Router
+from .soundtrack import SoundTrackFusion
 from .space import AnchorSpace, ExpertPath, Space, load_space
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AnchorSpace", "CombinationBond", "DisplacementBond", "ExpertPath", "ParallelBond", "RoutedSpace", "Router",
-    "SequentialBond", "Space", "load_space", "FolderReport", "Hit", "Index",
+    "SequentialBond", "SoundTrackFusion", "Space", "load_space", "FolderReport", "Hit", "Index",
     "AmbiguousModalityError", "BindError", "ConfigError", "EmbedResult", "Encoder", "EncoderCard", "EncoderInfo",
     "InputError", "Modality", "Projector", "ProjectorConfig", "build_projector", "load_projector", "UnknownEncoderError", "Waveform", "WeightsUnavailableError", "collate_segments",
     "create_encoder", "embed", "get_backend", "get_card", "infer_modality", "list_encoders", "pool_segments",

@@ -14,6 +14,8 @@ import pytest  # noqa: E402
 
 import bind  # noqa: E402
 
+VIDEO_AUDIO_RATE = 16000  # the sample rate of write_video's sound track
+
 
 @pytest.fixture(scope="session")
 def minilm() -> bind.Encoder:
@@ -75,4 +77,30 @@ def write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
         writer = csv.writer(handle)
         writer.writerow(header)
         writer.writerows(rows)
+    return path
+
+
+def write_video(path: Path, frames: int, size: tuple[int, int] = (64, 48), audio: bool = False,
+                faststart: bool = False, amplitude: float = 0.3) -> Path:
+    """Frame i is a flat grey of level 8 * (i % 32), so decoded frames tell their index; ``audio`` adds a
+    16 kHz mono 440 Hz tone of peak ``amplitude`` (0: a silent track) as long as the frames."""
+    import av
+
+    with av.open(str(path), "w", options={"movflags": "faststart"} if faststart else {}) as container:
+        stream = container.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        sound = container.add_stream("aac", rate=VIDEO_AUDIO_RATE, layout="mono") if audio else None
+        for i in range(frames):
+            image = np.full((size[1], size[0], 3), 8 * (i % 32), np.uint8)
+            if faststart:  # a pattern: more bytes per frame, so cutting the file loses frames
+                image[::2, ::3] = 255 - image[::2, ::3]
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode())
+        if sound is not None:
+            t = np.arange(VIDEO_AUDIO_RATE * frames // 25) / VIDEO_AUDIO_RATE
+            tone = amplitude * np.sin(2 * np.pi * 440 * t)
+            frame = av.AudioFrame.from_ndarray(tone.astype(np.float32)[None], format="fltp", layout="mono")
+            frame.sample_rate = VIDEO_AUDIO_RATE
+            container.mux(sound.encode(frame))
+            container.mux(sound.encode())
     return path

@@ -14,31 +14,10 @@ import bind
 from bind.backends.video import VideoFramesEncoder
 from bind.io.audio import Waveform
 from bind.io.video import frame_indices, read_audio_track, read_frames
+from conftest import VIDEO_AUDIO_RATE, write_video
 
 CARD = "video-efficientnet-lite0.video"
-RATE = 16000
-
-
-def write_video(path: Path, frames: int, size: tuple[int, int] = (64, 48), audio: bool = False,
-                faststart: bool = False) -> Path:
-    """Frame i is a flat grey of level 8 * (i % 32), so decoded frames tell their index."""
-    with av.open(str(path), "w", options={"movflags": "faststart"} if faststart else {}) as container:
-        stream = container.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
-        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
-        sound = container.add_stream("aac", rate=RATE, layout="mono") if audio else None
-        for i in range(frames):
-            image = np.full((size[1], size[0], 3), 8 * (i % 32), np.uint8)
-            if faststart:  # a pattern: more bytes per frame, so cutting the file loses frames
-                image[::2, ::3] = 255 - image[::2, ::3]
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
-        container.mux(stream.encode())
-        if sound is not None:
-            tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(RATE * frames // 25) / RATE)
-            frame = av.AudioFrame.from_ndarray(tone.astype(np.float32)[None], format="fltp", layout="mono")
-            frame.sample_rate = RATE
-            container.mux(sound.encode(frame))
-            container.mux(sound.encode())
-    return path
+RATE = VIDEO_AUDIO_RATE
 
 
 @pytest.fixture(scope="module")
