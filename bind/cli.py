@@ -28,7 +28,7 @@ def _embed(args: argparse.Namespace) -> int:
     from .io.embeddings import save_embeddings
 
     result = embed(list(args.inputs), encoder=args.encoder, modality=args.modality, batch_size=args.batch_size,
-                   progress=not args.quiet, on_error="skip" if args.skip_bad else "raise")
+                   progress=not args.quiet, on_error="skip" if args.skip_bad else "raise", device=args.device)
     if isinstance(result, EmbedResult):
         vectors, kept = result.embeddings, result.indices
         for failure in result.failures:
@@ -44,16 +44,16 @@ def _embed(args: argparse.Namespace) -> int:
     return 0
 
 
-def _space(name: str):
+def _space(name: str, device: str = "cpu"):
     from .space import load_space
 
-    return load_space("lite" if name == "demo" else name)
+    return load_space("lite" if name == "demo" else name).to(device)
 
 
 def _index_build(args: argparse.Namespace) -> int:
     from .index import Index
 
-    space = _space(args.space)
+    space = _space(args.space, args.device)
     if args.devices > 1 or args.num_nodes > 1:
         return _index_build_distributed(args, space)
     index, report = Index.build_from_folder(args.folder, space, out=args.out, backend=args.backend,
@@ -142,7 +142,7 @@ def _eval(args: argparse.Namespace) -> int:
     from .evaluation import evaluate, format_table, result_record, write_result
     from .space import load_space
 
-    space = load_space(args.space)
+    space = load_space(args.space).to(args.device)
     result = evaluate(space, args.task, args.root, split=args.split, file=args.file,
                       templates=args.template or None, batch_size=args.batch_size)
     record = result_record(space, result, space_name=args.space)
@@ -151,6 +151,10 @@ def _eval(args: argparse.Namespace) -> int:
         write_result(args.out, record)
         print(f"wrote {args.out}", file=sys.stderr)
     return 0
+
+
+def _device_option(parser: argparse.ArgumentParser, note: str = "") -> None:
+    parser.add_argument("--device", default="cpu", help=f"where the experts run: cpu, cuda, cuda:1, ...{note}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -169,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write .npy or .safetensors instead of printing JSON lines")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable inputs and report them")
+    _device_option(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_embed)
 
@@ -192,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--out", help="write the JSON result record here (atomically)")
     p.add_argument("--json", action="store_true", help="print the JSON record instead of a table")
+    _device_option(p)
     p.set_defaults(run=_eval)
 
     p = commands.add_parser("index", help="build search indexes", description="Build and update search indexes.")
@@ -209,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="embed with Lightning DDP on this many devices (processes); > 1 rebuilds from scratch")
     p.add_argument("--num-nodes", type=int, default=1, help="machines taking part in the DDP run")
     p.add_argument("--accelerator", default="cpu", help="cpu or gpu for the DDP run")
+    _device_option(p, " (one process; --devices N uses --accelerator instead)")
     p.add_argument("--shards", help="per-rank shard folder of a DDP run (default IDX.shards; resumable)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_index_build)

@@ -135,6 +135,17 @@ def list_encoders(modality: str | Modality | None = None, pattern: str | None = 
                                     weights_available(card), card.licence))
     return rows
 
+def parse_device(device: str | torch.device) -> torch.device:
+    """``device`` as a torch.device, or a ConfigError naming it (unknown, or CUDA without a GPU)."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"unknown device {device!r}: {exc}") from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r}: CUDA is not available on this machine (use 'cpu')")
+    return parsed
+
+
 def create_encoder(name: str | EncoderCard, *, device: str | torch.device = "cpu",
                    dtype: torch.dtype | None = None, pretrained: bool = True, tiny: bool = False,
                    **options: Any) -> Encoder:
@@ -144,6 +155,7 @@ def create_encoder(name: str | EncoderCard, *, device: str | torch.device = "cpu
     backend's tiny random-weight stand-in with the same dim and preprocessing (smoke tests of recipes).
     ``options`` override the card's ``options``. Raises WeightsUnavailableError instead of falling back.
     """
+    device = parse_device(device)
     card = name if isinstance(name, EncoderCard) else get_card(name)
     if options:
         card = card.replace(options={**card.options, **options})

@@ -142,7 +142,8 @@ class RoutedSpace(Space):
         out = torch.empty(len(items), len(self.candidates))
         with torch.inference_mode():
             for found, positions in groups.items():
-                rows = self._weights(Call([items[i] for i in positions], found, batch_size, False, sample_rate))
+                call = Call([items[i] for i in positions], found, batch_size, False, sample_rate, self.device)
+                rows = self._weights(call)
                 if rows.failures:
                     failure = rows.failures[0]
                     raise failure.at(positions[failure.index or 0])

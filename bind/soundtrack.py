@@ -86,7 +86,8 @@ class SoundTrackFusion(Space):
         positions = [i for i in video.indices if i in tracks]
         if not positions:
             return video
-        audio_call = Call([tracks[i] for i in positions], Modality.AUDIO, call.batch_size, call.progress, None)
+        audio_call = Call([tracks[i] for i in positions], Modality.AUDIO, call.batch_size, call.progress, None,
+                          call.device)
         audio = self.base._rows(audio_call)
         if audio.failures:
             reasons = "; ".join(sorted({failure.reason for failure in audio.failures}))

@@ -50,7 +50,7 @@ from .projectors import (
     build_projector,
     load_projector,
 )
-from .registry import cached_encoder, create_encoder, get_card
+from .registry import cached_encoder, create_encoder, get_card, parse_device
 from .resources import resource_dir
 
 SPACE_FILE = "space.json"
@@ -100,9 +100,9 @@ class Call:
     """One embedding call over the items of one modality: options, and expert features computed once."""
 
     def __init__(self, items: list[Any], modality: Modality, batch_size: int, progress: bool,
-                 sample_rate: int | None) -> None:
+                 sample_rate: int | None, device: str = "cpu") -> None:
         self.items, self.modality = items, modality
-        self.batch_size, self.progress, self.sample_rate = batch_size, progress, sample_rate
+        self.batch_size, self.progress, self.sample_rate, self.device = batch_size, progress, sample_rate, device
         self._features: dict[str, Rows] = {}
 
     def features(self, card: EncoderCard) -> Rows:
@@ -110,7 +110,7 @@ class Call:
         key = _card_key(card)
         if key not in self._features:
             try:
-                encoder = expert_encoder(card)
+                encoder = expert_encoder(card, self.device)
             except WeightsUnavailableError as exc:  # e.g. an optional extra that is not installed
                 reason = f"{self.modality.value} is unavailable here: its expert {card.name!r} cannot load: {exc}"
                 failures = [InputError(item, reason, index) for index, item in enumerate(self.items)]
@@ -127,19 +127,19 @@ def _card_key(card: EncoderCard) -> str:
     return json.dumps(card.to_dict(), sort_keys=True)
 
 
-_INLINE_ENCODERS: dict[str, Encoder] = {}
+_INLINE_ENCODERS: dict[tuple[str, str], Encoder] = {}
 
 
-def expert_encoder(card: EncoderCard) -> Encoder:
-    """The shared instance of a registered expert, or of an unregistered (inline) card."""
+def expert_encoder(card: EncoderCard, device: str = "cpu") -> Encoder:
+    """The shared instance on ``device`` of a registered expert, or of an unregistered (inline) card."""
     try:
         if get_card(card.name) == card:
-            return cached_encoder(card.name)
+            return cached_encoder(card.name, device)
     except KeyError:
         pass
-    key = _card_key(card)
+    key = (_card_key(card), device)
     if key not in _INLINE_ENCODERS:
-        _INLINE_ENCODERS[key] = create_encoder(card)
+        _INLINE_ENCODERS[key] = create_encoder(card, device=device)
     return _INLINE_ENCODERS[key]
 
 
@@ -182,6 +182,7 @@ class Space:
     def __init__(self) -> None:
         self._means = {}
         self._gap_correction = False
+        self._device = "cpu"
 
     # properties -------------------------------------------------------------------------------------------
     @property
@@ -191,6 +192,17 @@ class Space:
     @property
     def modalities(self) -> frozenset[Modality]:
         raise NotImplementedError
+
+    @property
+    def device(self) -> str:
+        """Where the experts run (adapters and bonds run on the CPU, on the experts' outputs)."""
+        return self._device
+
+    def to(self, device: str | torch.device) -> Space:
+        """A copy whose experts run on ``device`` (e.g. "cuda", "cuda:1"); outputs stay float32 CPU tensors."""
+        out = copy.copy(self)
+        out._device = str(parse_device(device))
+        return out
 
     @property
     def gap_correction(self) -> bool:
@@ -247,7 +259,7 @@ class Space:
         rows: dict[int, torch.Tensor] = {}
         with torch.inference_mode():
             for found, positions in groups.items():
-                call = Call([items[i] for i in positions], found, batch_size, progress, sample_rate)
+                call = Call([items[i] for i in positions], found, batch_size, progress, sample_rate, self._device)
                 part = self._encode(call)
                 vectors = part.embeddings
                 if self._gap_correction and found in self._means:

@@ -43,6 +43,11 @@ def test_dtype_and_device():
     enc = bind.create_encoder("minilm-l6.text", dtype=torch.float64)
     out = bind.embed(["a cat"], encoder=enc)
     assert enc.dtype == torch.float64 and out.dtype == torch.float32 and out.shape == (1, 384)
+    with pytest.raises(bind.ConfigError, match="unknown device 'gpu'"):
+        bind.embed("a cat", device="gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(bind.ConfigError, match="'cuda': CUDA is not available"):
+            bind.create_encoder("minilm-l6.text", device="cuda")
 
 
 def test_unknown_names_raise_with_hints():

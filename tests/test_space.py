@@ -207,6 +207,27 @@ def test_identity_changes_with_weights_and_calibration(base, tables):
     assert space.identity != before
 
 
+def test_to_device_runs_every_expert_there_and_keeps_identity(base, tables, monkeypatch):
+    import bind.space as space_module
+
+    seen = []
+    real = space_module.expert_encoder
+    monkeypatch.setattr(space_module, "expert_encoder",
+                        lambda card, device="cpu": seen.append(device) or real(card, device))
+    bonded = bind.CombinationBond(base, AnchorSpace({"text": tables["e-text"][0], "points": tables["e-points"][0]}),
+                                  build_projector({"type": "linear", "d_in": 3, "d_out": 4}))
+    moved = bonded.to("cpu:0")
+    items = ["item 2", image(3), cloud(1)]
+    assert torch.equal(moved.embed(items), bonded.embed(items)) and moved.identity == bonded.identity
+    assert moved.device == "cpu:0" and bonded.device == "cpu"
+    assert seen.count("cpu:0") == seen.count("cpu") == 4  # base text + image, expert text + points
+    with pytest.raises(bind.ConfigError, match="unknown device 'gpu'"):
+        base.to("gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(bind.ConfigError, match="CUDA is not available"):
+            base.to("cuda")
+
+
 def test_load_errors(tmp_path):
     with pytest.raises(bind.ConfigError, match="no space folder"):
         load_space(tmp_path / "missing")

@@ -59,8 +59,9 @@ class CorpusEmbedder(L.LightningModule):
 
     def predict_step(self, positions: list[int], batch_idx: int = 0) -> dict[str, Any]:
         items = [self.items[p] for p in positions]
-        result = self.space.embed(items, self.modality, batch_size=self.embed_batch_size, on_error="skip",
-                                  sample_rate=self.sample_rate)
+        space = self.space.to(self.device)  # this rank's device (the experts; adapters stay on the CPU)
+        result = space.embed(items, self.modality, batch_size=self.embed_batch_size, on_error="skip",
+                             sample_rate=self.sample_rate)
         assert isinstance(result, EmbedResult)
         return {
             "positions": [positions[i] for i in result.indices],
