@@ -7,17 +7,22 @@ Rows:
   top-10 ImageNet probabilities weighting MiniLM embeddings of the class names;
 - the clip-art image adapter (``projectors/efficientnet-lite0_to_minilm-l6``, no 3D training) on the view features;
 - linear and MLP adapters trained here through ``bind train`` (recipe ``points_to_minilm_offline.yaml``) on
-  ``data/shapes/pairs.csv`` (``prepare_shapes.py``), a fixed number of epochs, the last one kept (the recipe
-  says why val/R@1 cannot choose here);
-- "bridge + MLP": the mean of the two unit vectors, renormalised.
+  ``data/shapes/pairs.csv`` (``prepare_shapes.py``), the checkpoint the recipe chooses (best val/R@1, with
+  early stopping);
+- "bridge + 3D mlp (lam 0.5)": the mean of the two unit vectors, renormalised: ``bind.bonds``' mix
+  ``l2(lam * l2(P(e)) + (1 - lam) * u)`` of the adapter and the bridge at its default ``lam = 0.5``.
 
 Evaluation (class-level, since many shapes share one caption): a shape ranks every distinct caption of its
 set, a hit is its own caption; a caption ranks the shapes, a hit is a shape of its class. Sets: the test
 split's seen classes (instances no training step saw), its held-out classes (captions never trained on), and
 the 7 asset shapes of ``assets/manifest.json`` against all asset captions (as ``bench/quality_lite.py``) and
-against the 7 shape captions only.
+against the 7 shape captions only; with ``--real`` (``recipes/prepare_real_meshes.py``: real models from
+Debian/PyPI packages, mostly of classes no adapter saw) the real models against their own captions (all of
+them; those of a class the adapters were trained on; the others), and against those plus the 25 shape-class
+captions, where a pull toward the training classes shows.
 
     python recipes/compare_points_to_minilm.py [--manifest data/shapes/pairs.csv] [--out runs/compare_points_to_minilm]
+        [--real data/real_meshes/pairs.csv]
 """
 from __future__ import annotations
 
@@ -37,6 +42,7 @@ import torch.nn.functional as F
 from bind.assets import load_manifest as load_assets
 from bind.bridges import LabelBridge
 from bind.cache import FeatureCache
+from bind.data.manifest import load_manifest
 from bind.io.atomic import atomic_path
 from bind.metrics import ranks_of_targets
 from bind.modality import Modality
@@ -70,6 +76,15 @@ def class_scores(shapes: torch.Tensor, labels: list[str], captions: list[str], c
     return {**{f"a2b/{k}": v for k, v in a2b.items()}, **{f"b2a/{k}": v for k, v in b2a.items()}}
 
 
+def caption_set(cache: FeatureCache, features: torch.Tensor, logits: torch.Tensor, labels: list[str],
+                captions: list[str], label_of: dict[str, str], queries: list[int] | None = None) -> dict[str, Any]:
+    """One evaluation set: shapes (features, logits, labels) against ``captions`` (``label_of``: caption -> label)."""
+    return {"features": features, "logits": logits, "labels": labels, "captions": captions,
+            "caption_labels": [label_of[c] for c in captions],
+            "text": F.normalize(cache.embed(captions, TEXT, progress=False).float(), dim=-1),
+            "queries": list(range(len(labels))) if queries is None else queries}
+
+
 def project(projector: Projector, features: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
         return F.normalize(projector(F.normalize(features.float(), dim=-1)), dim=-1)
@@ -80,6 +95,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--manifest", default="data/shapes/pairs.csv")
     parser.add_argument("--cache-dir", default="~/.cache/bind/features")
     parser.add_argument("--out", type=Path, default=Path("runs/compare_points_to_minilm"))
+    parser.add_argument("--real", type=Path, help="real models (recipes/prepare_real_meshes.py), e.g. "
+                                                  "data/real_meshes/pairs.csv; skipped when missing")
     args = parser.parse_args(argv)
     dataset = {"format": "manifest", "path": args.manifest}
     common = ["--data.dataset", json.dumps(dataset), "--data.cache_dir", args.cache_dir]
@@ -102,22 +119,34 @@ def main(argv: list[str] | None = None) -> None:
     test_labels = [p.meta["label"] for p in test]
     test_captions = sorted({p.target for p in test})
     caption_label = {p.target: p.meta["label"] for p in test}
-    test_text = F.normalize(cache.embed(test_captions, TEXT, progress=False).float(), dim=-1)
+    test_logits = cache.embed(test.sources(), logits_encoder, progress=True)
     held = [p.meta.get("held_out") == "1" for p in test]
     for name, keep in (("seen classes", lambda i: not held[i]), ("held-out classes", lambda i: held[i])):
-        sets[f"test: {name}"] = {"features": data.splits["test"].source, "labels": test_labels,
-                                 "captions": test_captions, "caption_labels": [caption_label[c] for c in test_captions],
-                                 "text": test_text, "queries": [i for i in range(len(test)) if keep(i)],
-                                 "logits": cache.embed(test.sources(), logits_encoder, progress=True)}
+        sets[f"test: {name}"] = caption_set(cache, data.splits["test"].source, test_logits, test_labels,
+                                            test_captions, caption_label, [i for i in range(len(test)) if keep(i)])
     asset_features = cache.embed([a.path for a in shapes], POINTS, progress=False)
     asset_logits = cache.embed([a.path for a in shapes], logits_encoder, progress=False)
-    shape_captions = [a.caption for a in shapes]
     for name, captions in (("assets: 7 shapes vs all asset captions", asset_captions),
-                           ("assets: 7 shapes vs their 7 captions", shape_captions)):
-        sets[name] = {"features": asset_features, "labels": [a.concept for a in shapes], "captions": captions,
-                      "caption_labels": [concept_of[c] for c in captions],
-                      "text": F.normalize(cache.embed(captions, TEXT, progress=False).float(), dim=-1),
-                      "queries": list(range(len(shapes))), "logits": asset_logits}
+                           ("assets: 7 shapes vs their 7 captions", [a.caption for a in shapes])):
+        sets[name] = caption_set(cache, asset_features, asset_logits, [a.concept for a in shapes], captions, concept_of)
+    if args.real is not None and not args.real.is_file():
+        print(f"no {args.real}: the real-models set is skipped (recipes/prepare_real_meshes.py makes it)")
+    elif args.real is not None:
+        real = load_manifest(args.real)
+        models = real.sources()
+        features = cache.embed(models, POINTS, progress=True)
+        logits = cache.embed(models, logits_encoder, progress=True)
+        real_label = {p.target: p.meta["label"] for p in real}
+        captions = sorted(real_label)
+        trained = [i for i, p in enumerate(real) if p.meta.get("held_out") == "0"]
+        other = [i for i in range(len(real)) if i not in trained]
+        own = f"real models vs their {len(captions)} captions"
+        for name, pool, queries in ((own, captions, None), (f"{own}: trained classes only", captions, trained),
+                                    (f"{own}: other classes only", captions, other),
+                                    (f"real models vs theirs + the {len(test_captions)} shape-class captions",
+                                     sorted(set(captions) | set(test_captions)), None)):
+            sets[name] = caption_set(cache, features, logits, [p.meta["label"] for p in real], pool,
+                                     {**caption_label, **real_label}, queries)
     features_seconds = round(time.perf_counter() - start, 1)
 
     embedders: dict[str, Any] = {}
@@ -134,9 +163,9 @@ def main(argv: list[str] | None = None) -> None:
         projector, facts[f"3D adapter: {name}"] = train_variant(RECIPE, args.out / name, [*common, *overrides])
         embedders[f"3D adapter: {name}"] = lambda s, p=projector: project(p, s["features"])
     bridge_name = f'ConSE bridge "{TEMPLATES[0]}"'
-    embedders["bridge + 3D mlp (mean)"] = lambda s: F.normalize(
+    embedders["bridge + 3D mlp (lam 0.5)"] = lambda s: F.normalize(
         embedders[bridge_name](s) + embedders["3D adapter: mlp"](s), dim=-1)
-    facts["bridge + 3D mlp (mean)"] = {"params": facts["3D adapter: mlp"]["params"]}
+    facts["bridge + 3D mlp (lam 0.5)"] = {"params": facts["3D adapter: mlp"]["params"]}
 
     rows: dict[str, dict[str, Any]] = {}
     for method, embed in embedders.items():
