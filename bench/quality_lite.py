@@ -100,8 +100,8 @@ def asset_rows(space: Space, entries: list[AssetEntry], modality: Modality) -> l
     own = spaces["lite (shipped)"].embed([e.caption for e in items], "text")
     to_items = [[j for j, other in enumerate(items) if other.concept == e.concept] for e in items]
     rows = []
-    for name, space in spaces.items():
-        vectors = space.embed([e.path for e in items], modality)
+    for name, variant in spaces.items():
+        vectors = variant.embed([e.path for e in items], modality)
         rows.append([f"assets: {len(items)} {modality.value} vs {len(captions)} captions", name,
                      *fmt(recall(Space.similarity(vectors, text), to_text)),
                      *fmt(recall(Space.similarity(own, vectors), to_items))])

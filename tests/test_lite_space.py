@@ -13,9 +13,9 @@ from bind.assets import assets_dir
 from bind.backends import birdnet
 from bind.backends.birdnet import BirdNetEncoder
 from bind.errors import InputError
+from bind.io.video import read_audio_track
 from bind.modality import Modality
 from bind.registry import cached_encoder, get_card
-from bind.io.video import read_audio_track
 from bind.soundtrack import SoundTrackFusion
 from bind.space import Space, load_space
 

@@ -2,13 +2,12 @@
 as an alias in space.json; loading restores every alias key exactly (same identity, same embeddings); a folder
 in the older layout (every key written, no "aliases") still loads.
 
-The experts are "table" experts: user-registered encoders that look each item up in a fixed table (an image
-or a point cloud whose first value is 3 -> row 3 of its "logits" table).
+The experts are test_space's "table" experts: an image or a point cloud whose first value is 3 -> row 3 of
+its "logits" table.
 """
 from __future__ import annotations
 
 import json
-from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -19,32 +18,9 @@ import torch
 import bind
 from bind.bridges import LabelBridge
 from bind.space import AnchorSpace, ExpertPath, load_space
+from test_space import register_table
 
 CLASSES, DIM = 5, 4
-
-
-def row(item: np.ndarray) -> int:
-    """The table row of an item (picklable: runs in DataLoader workers)."""
-    return int(np.asarray(item).flat[0])
-
-
-class LogitsTable(bind.Encoder):
-    """A fixed classifier: item -> a row of ``TABLES[card.name]``."""
-
-    TABLES: ClassVar[dict[str, torch.Tensor]] = {}
-
-    def __init__(self, card: bind.EncoderCard, pretrained: bool = True) -> None:
-        super().__init__(card)
-        self.register_buffer("table", LogitsTable.TABLES[card.name])
-
-    def preprocessor(self):
-        return row
-
-    def collate(self, samples):
-        return torch.tensor(list(samples))
-
-    def forward(self, batch: torch.Tensor) -> torch.Tensor:
-        return self.table[batch]
 
 
 @pytest.fixture(scope="module")
@@ -53,12 +29,7 @@ def space() -> AnchorSpace:
     g = torch.Generator().manual_seed(0)
     names = []
     for modality in ("image", "points"):
-        name = f"dedupe-{modality}.test"
-        LogitsTable.TABLES[name] = torch.randn(CLASSES, CLASSES, generator=g)
-        bind.register_encoder({"name": name, "modality": modality, "dim": CLASSES, "backend": "test_dedupe_table",
-                               "model_id": "table", "licence": "MIT", "weights": "a fixed table in the tests"},
-                              backend=LogitsTable, overwrite=True)
-        names.append(name)
+        names.append(register_table(f"dedupe-{modality}.test", modality, torch.randn(CLASSES, CLASSES, generator=g)))
     bridge = LabelBridge(torch.randn(CLASSES, DIM, generator=g), top_k=2)
     yield AnchorSpace({"image": ExpertPath(names[0], bridge), "points": ExpertPath(names[1], bridge)})
     for name in names:
