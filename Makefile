@@ -10,6 +10,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet '.[all,birdnet,test]'
+	# aiSFX's checkpoint ships in its wheel, which pins numpy==1.23.0/librosa==0.9.2: install it without deps
+	$(VENV)/bin/pip install --quiet --no-deps aisfx==0.1.2
 	touch $@
 
 setup: $(VENV)/.installed

