@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
                 name: class_scores(embed(s), s["labels"], s["captions"], s["caption_labels"], s["text"], s["queries"])
                 for name, s in sets.items()}}
     report = {"manifest": args.manifest, "pairs": counts, "features_seconds": features_seconds,
-              "set_sizes": {n: {"shapes": len(s["queries"]), "captions": len(s["captions"])} for n, s in sets.items()},
+              "set_sizes": {n: {"items": len(s["queries"]), "captions": len(s["captions"])} for n, s in sets.items()},
               "rows": rows}
     args.out.mkdir(parents=True, exist_ok=True)
     with atomic_path(args.out / "results.json") as tmp:
@@ -185,13 +185,13 @@ def main(argv: list[str] | None = None) -> None:
 def print_tables(report: dict[str, Any]) -> None:
     keys = ("a2b/R@1", "a2b/R@5", "b2a/R@1", "b2a/R@5")
     print(f"\npairs per split: {report['pairs']}; features in {report['features_seconds']} s (cached on reruns)\n")
-    print("| set (shapes x candidate captions) | method | shape->txt R@1 | shape->txt R@5 | txt->shape R@1 | "
-          "txt->shape R@5 |")
+    print("| set (items x candidate captions) | method | item->txt R@1 | item->txt R@5 | txt->item R@1 | "
+          "txt->item R@5 |")
     print("|---|---|---|---|---|---|")
     for name, size in report["set_sizes"].items():
         for method, row in report["rows"].items():
             cells = " | ".join(f"{row['sets'][name][k]:.3f}" for k in keys)
-            print(f"| {name} ({size['shapes']} x {size['captions']}) | {method} | {cells} |")
+            print(f"| {name} ({size['items']} x {size['captions']}) | {method} | {cells} |")
     print("\n| method | params | epochs | run s |\n|---|---|---|---|")
     for method, row in report["rows"].items():
         print(f"| {method} | {row['params']:,} | {row.get('epochs', '-')} | {row.get('run_seconds', '-')} |")

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import collections
 import csv
+import fnmatch
 import subprocess
 import tarfile
 import tempfile
@@ -152,9 +153,12 @@ MESHES: tuple[tuple[str, str, str, str], ...] = (
 TRAINED = {name for name in CLASSES if name not in HELD_OUT}
 
 
-def package_file(packages: Path, package: str) -> Path:
-    """The one downloaded file of ``package`` in ``packages``; SystemExit saying how to get it otherwise."""
-    pattern, command = PACKAGES[package]
+def package_file(packages: Path, package: str, table: dict[str, tuple[str, str]] | None = None) -> Path:
+    """The one downloaded file of ``package`` in ``packages``; SystemExit saying how to get it otherwise.
+
+    ``table`` maps a package to (file name pattern, how to get it); ``PACKAGES`` when not given.
+    """
+    pattern, command = (PACKAGES if table is None else table)[package]
     found = sorted(packages.glob(pattern))
     if len(found) != 1:
         raise SystemExit(f"need exactly one {pattern} in {packages} (found {len(found)}); "
@@ -162,12 +166,16 @@ def package_file(packages: Path, package: str) -> Path:
     return found[0]
 
 
-def unpack(archive: Path, paths: set[str], into: Path) -> None:
-    """Write ``paths`` (and a glTF's ``.bin`` buffers beside them) from a .deb or .whl under ``into``."""
+def unpack(archive: Path, paths: set[str], into: Path, patterns: tuple[str, ...] = ()) -> None:
+    """Write ``paths`` (and a glTF's ``.bin`` buffers beside them) from a .deb or .whl under ``into``.
+
+    Members whose path matches one of the ``fnmatch`` ``patterns`` are written too.
+    """
     folders = {str(Path(p).parent) for p in paths if p.endswith(".gltf")}
 
     def wanted(name: str) -> bool:
-        return name in paths or (name.endswith(".bin") and str(Path(name).parent) in folders)
+        return (name in paths or (name.endswith(".bin") and str(Path(name).parent) in folders)
+                or any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns))
 
     def write(name: str, data: bytes) -> None:
         (into / name).parent.mkdir(parents=True, exist_ok=True)
