@@ -29,14 +29,12 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import torch
 import torch.nn.functional as F
-from compare_points_to_minilm import class_scores, print_tables, project
+from compare_points_to_minilm import project, score_and_report
 
 from bind.assets import load_manifest as load_assets
 from bind.bridges import LabelBridge
 from bind.cache import FeatureCache
-from bind.io.atomic import atomic_path
 from bind.modality import Modality
 from bind.registry import create_encoder
 from bind.train.cli import train_variant
@@ -99,19 +97,8 @@ def main(argv: list[str] | None = None) -> None:
         embedders[bridge_name](s) + embedders["aiSFX mlp"](s), dim=-1)
     facts["bridge + aiSFX mlp (lam 0.5)"] = {"params": facts["aiSFX mlp"]["params"]}
 
-    rows: dict[str, dict[str, Any]] = {}
-    for method, embed in embedders.items():
-        with torch.no_grad():
-            rows[method] = {**facts[method], "sets": {
-                name: class_scores(embed(s), s["labels"], s["captions"], s["caption_labels"], s["text"], s["queries"])
-                for name, s in sets.items()}}
-    report = {"manifest": args.manifest, "pairs": counts, "features_seconds": features_seconds,
-              "set_sizes": {n: {"items": len(s["queries"]), "captions": len(s["captions"])} for n, s in sets.items()},
-              "rows": rows}
-    args.out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(args.out / "results.json") as tmp:
-        tmp.write_text(json.dumps(report, indent=2) + "\n")
-    print_tables(report)
+    score_and_report(embedders, facts, sets, args.out,
+                     manifest=args.manifest, pairs=counts, features_seconds=features_seconds)
 
 
 if __name__ == "__main__":

@@ -167,17 +167,24 @@ def main(argv: list[str] | None = None) -> None:
         embedders[bridge_name](s) + embedders["3D adapter: mlp"](s), dim=-1)
     facts["bridge + 3D mlp (lam 0.5)"] = {"params": facts["3D adapter: mlp"]["params"]}
 
+    score_and_report(embedders, facts, sets, args.out,
+                     manifest=args.manifest, pairs=counts, features_seconds=features_seconds)
+
+
+def score_and_report(embedders: dict[str, Any], facts: dict[str, dict[str, Any]], sets: dict[str, dict[str, Any]],
+                     out: Path, **header: Any) -> None:
+    """Score every method on every set (:func:`class_scores`), write ``out/results.json`` (``header`` first)
+    atomically and print the tables."""
     rows: dict[str, dict[str, Any]] = {}
     for method, embed in embedders.items():
         with torch.no_grad():
             rows[method] = {**facts[method], "sets": {
                 name: class_scores(embed(s), s["labels"], s["captions"], s["caption_labels"], s["text"], s["queries"])
                 for name, s in sets.items()}}
-    report = {"manifest": args.manifest, "pairs": counts, "features_seconds": features_seconds,
-              "set_sizes": {n: {"items": len(s["queries"]), "captions": len(s["captions"])} for n, s in sets.items()},
-              "rows": rows}
-    args.out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(args.out / "results.json") as tmp:
+    report = {**header, "rows": rows,
+              "set_sizes": {n: {"items": len(s["queries"]), "captions": len(s["captions"])} for n, s in sets.items()}}
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "results.json") as tmp:
         tmp.write_text(json.dumps(report, indent=2) + "\n")
     print_tables(report)
 
