@@ -27,8 +27,16 @@ def _embed(args: argparse.Namespace) -> int:
     from .embed import EmbedResult, embed
     from .io.embeddings import save_embeddings
 
-    result = embed(list(args.inputs), encoder=args.encoder, modality=args.modality, batch_size=args.batch_size,
-                   progress=not args.quiet, on_error="skip" if args.skip_bad else "raise", device=args.device)
+    on_error = "skip" if args.skip_bad else "raise"
+    if args.space:
+        space = _space(args.space, args.device)
+        result = space.embed(list(args.inputs), args.modality, batch_size=args.batch_size, progress=not args.quiet,
+                             on_error=on_error)
+        source = f"space {args.space} (identity {space.identity[:16]})"
+    else:
+        result = embed(list(args.inputs), encoder=args.encoder, modality=args.modality, batch_size=args.batch_size,
+                       progress=not args.quiet, on_error=on_error, device=args.device)
+        source = args.encoder or ""
     if isinstance(result, EmbedResult):
         vectors, kept = result.embeddings, result.indices
         for failure in result.failures:
@@ -36,7 +44,7 @@ def _embed(args: argparse.Namespace) -> int:
     else:
         vectors, kept = result, list(range(len(args.inputs)))
     if args.out:
-        save_embeddings(args.out, vectors, [args.inputs[i] for i in kept], encoder=args.encoder or "")
+        save_embeddings(args.out, vectors, [args.inputs[i] for i in kept], encoder=source)
         print(f"wrote {len(kept)} embeddings of dim {vectors.shape[1]} to {args.out}", file=sys.stderr)
     else:
         for i, row in zip(kept, vectors.tolist()):
@@ -166,9 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(run=_encoders)
 
-    p = commands.add_parser("embed", help="embed files or texts with one expert")
+    p = commands.add_parser("embed", help="embed files or texts with one expert, or into a space")
     p.add_argument("inputs", nargs="+", help="file paths (or texts with --modality text)")
-    p.add_argument("--encoder", help="expert name (default: the offline default of the modality)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--encoder", help="expert name (default: the offline default of the modality)")
+    which.add_argument("--space", help="embed into a space instead (a folder or packaged name, e.g. lite); "
+                                       "inputs may mix modalities")
     p.add_argument("--modality", help="modality of the inputs (inferred from extensions when omitted)")
     p.add_argument("--out", help="write .npy or .safetensors instead of printing JSON lines")
     p.add_argument("--batch-size", type=int, default=32)

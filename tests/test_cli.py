@@ -33,6 +33,23 @@ def test_embed_texts_to_npy_and_safetensors(tmp_path, capsys):
     assert line["input"] == "a cat" and len(line["embedding"]) == 384
 
 
+def test_embed_mixed_modalities_into_a_space(tmp_path, capsys):
+    from safetensors import safe_open
+
+    from bind.assets import assets_dir
+
+    image = str(assets_dir() / "images" / "cat.jpg")
+    out = tmp_path / "omni.safetensors"
+    assert main(["embed", "a cat", image, "--space", "lite", "--out", str(out), "--quiet"]) == 0
+    with safe_open(str(out), framework="pt") as handle:
+        vectors, meta = handle.get_tensor("embeddings"), handle.metadata()
+    assert vectors.shape == (2, 384) and float(vectors[0] @ vectors[1]) > 0.3
+    assert json.loads(meta["inputs"]) == ["a cat", image] and meta["encoder"].startswith("space lite (identity ")
+    with pytest.raises(SystemExit):
+        main(["embed", "a cat", "--space", "lite", "--encoder", "minilm-l6.text"])
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
 def test_embed_files_skipping_bad_ones(tmp_path, capsys):
     from PIL import Image
 
