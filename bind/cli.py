@@ -62,6 +62,8 @@ def _index_build(args: argparse.Namespace) -> int:
     from .index import Index
 
     space = _space(args.space, args.device)
+    if args.feature_cache:
+        space = space.with_feature_cache(args.feature_cache)
     if args.devices > 1 or args.num_nodes > 1:
         return _index_build_distributed(args, space)
     index, report = Index.build_from_folder(args.folder, space, out=args.out, backend=args.backend,
@@ -227,6 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-nodes", type=int, default=1, help="machines taking part in the DDP run")
     p.add_argument("--accelerator", default="cpu", help="cpu or gpu for the DDP run")
     _device_option(p, " (one process; --devices N uses --accelerator instead)")
+    p.add_argument("--feature-cache", metavar="DIR", help="keep the experts' features here (e.g. "
+                   "~/.cache/bind/features): a rebuild with other bond weights or adapters re-runs only those")
     p.add_argument("--shards", help="per-rank shard folder of a DDP run (default IDX.shards; resumable)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_index_build)

@@ -142,7 +142,8 @@ class RoutedSpace(Space):
         out = torch.empty(len(items), len(self.candidates))
         with torch.inference_mode():
             for found, positions in groups.items():
-                call = Call([items[i] for i in positions], found, batch_size, False, sample_rate, self.device)
+                call = Call([items[i] for i in positions], found, batch_size, False, sample_rate, self.device,
+                            self._feature_cache)
                 rows = self._weights(call)
                 if rows.failures:
                     failure = rows.failures[0]

@@ -86,9 +86,7 @@ class SoundTrackFusion(Space):
         positions = [i for i in video.indices if i in tracks]
         if not positions:
             return video
-        audio_call = Call([tracks[i] for i in positions], Modality.AUDIO, call.batch_size, call.progress, None,
-                          call.device)
-        audio = self.base._rows(audio_call)
+        audio = self.base._rows(call.derived([tracks[i] for i in positions], Modality.AUDIO))
         if audio.failures:
             reasons = "; ".join(sorted({failure.reason for failure in audio.failures}))
             warnings.warn(f"{len(audio.failures)} of {len(positions)} video sound tracks are embedded without "

@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from .bridges import LabelBridge
+from .cache import FeatureCache
 from .cards import EncoderCard
 from .embed import EmbedResult, _as_items, embed
 from .encoder import Encoder
@@ -100,10 +101,15 @@ class Call:
     """One embedding call over the items of one modality: options, and expert features computed once."""
 
     def __init__(self, items: list[Any], modality: Modality, batch_size: int, progress: bool,
-                 sample_rate: int | None, device: str = "cpu") -> None:
+                 sample_rate: int | None, device: str = "cpu", cache: FeatureCache | None = None) -> None:
         self.items, self.modality = items, modality
         self.batch_size, self.progress, self.sample_rate, self.device = batch_size, progress, sample_rate, device
+        self.cache = cache
         self._features: dict[str, Rows] = {}
+
+    def derived(self, items: list[Any], modality: Modality) -> Call:
+        """A call over other items (e.g. the sound tracks of this call's videos) with this call's options."""
+        return Call(items, modality, self.batch_size, self.progress, None, self.device, self.cache)
 
     def features(self, card: EncoderCard) -> Rows:
         """The raw (unnormalised) features of every item from the expert of ``card``."""
@@ -115,9 +121,13 @@ class Call:
                 reason = f"{self.modality.value} is unavailable here: its expert {card.name!r} cannot load: {exc}"
                 failures = [InputError(item, reason, index) for index, item in enumerate(self.items)]
                 return Rows(torch.zeros(0, card.dim), [], failures)
-            result = embed(self.items, encoder=encoder, modality=self.modality,
-                           batch_size=self.batch_size, normalize=False, progress=self.progress,
-                           on_error="skip", sample_rate=self.sample_rate)
+            if self.cache is not None:
+                result = self.cache.embed(self.items, encoder, batch_size=self.batch_size, progress=self.progress,
+                                          on_error="skip", sample_rate=self.sample_rate, device=self.device)
+            else:
+                result = embed(self.items, encoder=encoder, modality=self.modality,
+                               batch_size=self.batch_size, normalize=False, progress=self.progress,
+                               on_error="skip", sample_rate=self.sample_rate)
             assert isinstance(result, EmbedResult)
             self._features[key] = Rows(result.embeddings, result.indices, result.failures)
         return self._features[key]
@@ -183,6 +193,7 @@ class Space:
         self._means = {}
         self._gap_correction = False
         self._device = "cpu"
+        self._feature_cache: FeatureCache | None = None
 
     # properties -------------------------------------------------------------------------------------------
     @property
@@ -202,6 +213,14 @@ class Space:
         """A copy whose experts run on ``device`` (e.g. "cuda", "cuda:1"); outputs stay float32 CPU tensors."""
         out = copy.copy(self)
         out._device = str(parse_device(device))
+        return out
+
+    def with_feature_cache(self, cache: FeatureCache | str | os.PathLike | None) -> Space:
+        """A copy that reads and writes its experts' raw features in ``cache`` (a FeatureCache or its root
+        folder; None: no cache). Outputs are identical; re-embedding the same content (another bond weight,
+        a rebuilt index, a new adapter on the same experts) then costs only the adapters."""
+        out = copy.copy(self)
+        out._feature_cache = cache if cache is None or isinstance(cache, FeatureCache) else FeatureCache(cache)
         return out
 
     @property
@@ -259,7 +278,8 @@ class Space:
         rows: dict[int, torch.Tensor] = {}
         with torch.inference_mode():
             for found, positions in groups.items():
-                call = Call([items[i] for i in positions], found, batch_size, progress, sample_rate, self._device)
+                call = Call([items[i] for i in positions], found, batch_size, progress, sample_rate, self._device,
+                            self._feature_cache)
                 part = self._encode(call)
                 vectors = part.embeddings
                 if self._gap_correction and found in self._means:

@@ -38,6 +38,18 @@ def test_index_build_and_search_json(corpus, capsys):
     assert "0 added" in capsys.readouterr().err
 
 
+def test_index_build_with_a_feature_cache(corpus, capsys):
+    root, space, docs = corpus
+    features = root / "features"
+    for out in (root / "idx-cached-1", root / "idx-cached-2"):  # the second build reads the cached features
+        assert main(["index", "build", str(docs), "--space", str(space), "--out", str(out), "--quiet",
+                     "--feature-cache", str(features)]) == 0
+        assert "3 added" in capsys.readouterr().err
+    assert len(list(features.glob("*/*/shards/*.safetensors"))) == 1  # one shard, written once
+    assert main(["search", str(root / "idx-cached-2"), "a dog barking", "-k", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["id"] == "dog.txt"
+
+
 def test_search_table_and_filters(corpus, capsys):
     root, space, docs = corpus
     out = root / "idx2"

@@ -228,6 +228,22 @@ def test_to_device_runs_every_expert_there_and_keeps_identity(base, tables, monk
             base.to("cuda")
 
 
+def test_feature_cache_serves_the_experts_features_again(base, tables, tmp_path):
+    from bind.cache import FeatureCache
+
+    cache = FeatureCache(tmp_path / "features")
+    bonded = bind.CombinationBond(base, AnchorSpace({"text": tables["e-text"][0], "points": tables["e-points"][0]}),
+                                  build_projector({"type": "linear", "d_in": 3, "d_out": 4}))
+    cached = bonded.with_feature_cache(cache)
+    items = ["item 2", image(3), cloud(1), "item 4"]
+    assert torch.allclose(cached.embed(items), bonded.embed(items))
+    assert cache.stats().misses == 6 and cache.stats().hits == 0  # text x2 experts x2 items, image, points
+    reweighted = cached.with_weights(text=0.9)  # another bond weight: the same expert features
+    assert torch.allclose(reweighted.embed(items), bonded.with_weights(text=0.9).embed(items))
+    assert cache.stats().hits == 6 and cache.stats().misses == 6
+    assert cached.identity == bonded.identity and bonded.with_feature_cache(None).embed(items).shape == (4, 4)
+
+
 def test_load_errors(tmp_path):
     with pytest.raises(bind.ConfigError, match="no space folder"):
         load_space(tmp_path / "missing")
