@@ -81,8 +81,9 @@ class SoundTrackFusion(Space):
             return video
         tracks, corrupt = sound_tracks(call.items, video.indices)
         bad = {failure.index for failure in corrupt}
-        video = Rows(video.embeddings[[i not in bad for i in video.indices]],
-                     [i for i in video.indices if i not in bad], sorted(video.failures + corrupt, key=_position))
+        keep = torch.tensor([i not in bad for i in video.indices], dtype=torch.bool)
+        video = Rows(video.embeddings[keep], [i for i in video.indices if i not in bad],
+                     sorted(video.failures + corrupt, key=_position))
         positions = [i for i in video.indices if i in tracks]
         if not positions:
             return video

@@ -122,6 +122,23 @@ def test_bad_videos_are_reported_by_position(base, clips, tmp_path):
     assert "broken.mp4" in str(result.failures[0])
 
 
+def test_a_corrupt_sound_track_fails_its_video_only(base, clips, monkeypatch):
+    import bind.soundtrack as soundtrack
+
+    def read(item):
+        if str(item).endswith("mute.mp4"):
+            raise bind.InputError(item, "corrupt audio track: invalid data")
+        return read_audio_track(item)
+
+    monkeypatch.setattr(soundtrack, "read_audio_track", read)
+    videos = [clips["sound"], clips["mute"], clips["quiet"]]
+    result = SoundTrackFusion(base, 0.5).embed(videos, "video", on_error="skip")
+    assert result.indices == [0, 2] and [f.index for f in result.failures] == [1]
+    assert "corrupt audio track" in str(result.failures[0])
+    expected = SoundTrackFusion(base, 0.5).embed([clips["sound"], clips["quiet"]], "video")
+    assert torch.allclose(result.embeddings, expected)
+
+
 def test_save_load_and_weights(base, clips, tmp_path):
     fused = SoundTrackFusion(base, 0.25)
     loaded = load_space(fused.save(tmp_path / "space"))
