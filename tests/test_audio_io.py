@@ -10,7 +10,14 @@ import pytest
 import soundfile as sf
 
 from bind.errors import InputError
-from bind.io.audio import AudioPreprocessor, Waveform, load_audio, split_windows, to_mono_resampled
+from bind.io.audio import (
+    AudioPreprocessor,
+    Waveform,
+    load_audio,
+    read_long_windows,
+    split_windows,
+    to_mono_resampled,
+)
 
 
 def tone(rate: int, seconds: float, freq: float = 440.0, amplitude: float = 0.5) -> np.ndarray:
@@ -154,6 +161,53 @@ def bad_items(tmp_path: Path) -> list[tuple[object, str]]:
         (tone(16000, 1.0), "sample rate"),
         (12345, "expected a path or bytes"),
     ]
+
+
+def _long_tone(path: Path, rate: int, seconds: float, channels: int = 1) -> Path:
+    """A chirp with a slow amplitude ramp, so every window differs; int16 like most long recordings."""
+    t = np.arange(int(rate * seconds)) / rate
+    tone = (0.2 + 0.6 * t / seconds) * np.sin(2 * np.pi * (200 + 20 * t) * t)
+    sf.write(path, np.stack([tone] * channels, axis=1), rate, subtype="PCM_16")
+    return path
+
+
+def test_long_files_are_read_window_by_window_as_split_windows_would_cut_them(tmp_path: Path) -> None:
+    same = _long_tone(tmp_path / "same.wav", 16000, 95.0, channels=2)
+    whole = split_windows(to_mono_resampled(load_audio(same), 16000), 16000, 3.0, 8)
+    direct = read_long_windows(same, 16000, 3.0, 8)
+    assert direct is not None and np.array_equal(direct, whole)  # same rate: exactly the same samples
+    other = _long_tone(tmp_path / "other.flac", 22050, 95.0)
+    whole = split_windows(to_mono_resampled(load_audio(other), 16000), 16000, 3.0, 8)
+    direct = read_long_windows(other, 16000, 3.0, 8)
+    assert direct is not None and direct.shape == whole.shape == (8, 48000)
+    assert np.abs(direct - whole).max() < 1e-5  # resampled per window, on the same instants as the whole clip
+    short = _long_tone(tmp_path / "short.wav", 16000, 20.0)  # 7 windows: loaded whole, as before
+    assert read_long_windows(short, 16000, 3.0, 8) is None
+    assert read_long_windows(str(same), 16000, 3.0, 40) is None  # 32 windows fit under the cap
+
+
+def test_a_long_file_costs_only_its_windows_in_memory(tmp_path: Path) -> None:
+    import tracemalloc
+
+    path = _long_tone(tmp_path / "long.wav", 16000, 600.0)  # 10 min: 38 MB as float32
+    preprocess = AudioPreprocessor(16000, 3.0, 8)
+    tracemalloc.start()
+    windows = preprocess(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert windows.shape == (8, 48000) and peak < 8e6, f"peak {peak / 1e6:.1f} MB"
+
+
+def test_long_file_errors(tmp_path: Path) -> None:
+    quiet = tmp_path / "quiet.wav"
+    sf.write(quiet, np.zeros(16000 * 60, np.float32), 16000)
+    with pytest.raises(InputError, match="silent in every window"):
+        read_long_windows(quiet, 16000, 3.0, 8)
+    cut = tmp_path / "cut.wav"
+    data = _long_tone(tmp_path / "full.wav", 16000, 60.0).read_bytes()
+    cut.write_bytes(data[: len(data) // 2])  # the header still declares 60 s
+    with pytest.raises(InputError, match="truncated"):
+        AudioPreprocessor(16000, 3.0, 8)(cut)
 
 
 def test_every_bad_input_raises_input_error_naming_item_and_reason(tmp_path: Path) -> None:

@@ -176,6 +176,12 @@ def to_mono_resampled(wave: Waveform, sample_rate: int) -> np.ndarray:
     return resampled.numpy()
 
 
+def window_starts(length: int, window: int, max_windows: int) -> np.ndarray:
+    """Where ``split_windows`` starts the windows of a clip of ``length`` samples longer than one ``window``."""
+    count = min(math.ceil(length / window), max_windows)
+    return np.linspace(0, length - window, count).round().astype(int)
+
+
 def split_windows(samples: np.ndarray, sample_rate: int, seconds: float, max_windows: int = 8) -> np.ndarray:
     """The fixed-length windows an expert sees of a mono clip: ``[W, round(sample_rate * seconds)]``.
 
@@ -198,14 +204,64 @@ def split_windows(samples: np.ndarray, sample_rate: int, seconds: float, max_win
     if length <= window:
         repeated = np.tile(samples, window // length)
         return np.pad(repeated, (0, window - len(repeated)))[None].astype(np.float32, copy=False)
-    count = min(math.ceil(length / window), max_windows)
-    starts = np.linspace(0, length - window, count).round().astype(int)
+    starts = window_starts(length, window, max_windows)
     return np.stack([samples[s : s + window] for s in starts]).astype(np.float32, copy=False)
+
+
+def read_long_windows(item: Any, sample_rate: int, seconds: float, max_windows: int) -> np.ndarray | None:
+    """``split_windows`` of a long file read window by window from disk, so memory stays at
+    ``max_windows`` windows however long the file; None for anything else (load it whole).
+
+    Applies to soundfile-readable files (wav, flac, ogg, aiff) that need more than ``max_windows`` windows,
+    i.e. whose windows sample the clip. Each window is read at the file's rate with 10 ms of context on
+    both sides, mixed to mono and resampled on its own, starting on an instant both rates share, so the
+    windows equal ``split_windows``'s of the whole clip (tested to 1e-5). Raises InputError for a truncated
+    file, NaN/inf, or all-silent windows.
+    """
+    if not isinstance(item, (str, Path)) or Path(item).suffix.lower() not in SOUNDFILE_EXTENSIONS:
+        return None
+    import soundfile as sf
+
+    try:
+        info = sf.info(str(item))
+    except (RuntimeError, OSError, sf.LibsndfileError):
+        return None  # the whole-file path reports what is wrong with it
+    native, frames = int(info.samplerate), int(info.frames)
+    window = int(round(sample_rate * seconds))
+    length = int(round(frames * sample_rate / native))
+    if frames <= 0 or math.ceil(length / window) <= max_windows:
+        return None
+    _check_riff_size(str(item), item)
+    # a read starts on a sample where both rates meet (a multiple of native/gcd), so its resampled samples
+    # fall on the same instants as the whole clip's; 10 ms of context on each side absorbs the filter's edges
+    common = math.gcd(native, sample_rate)
+    step_native, step_target = native // common, sample_rate // common
+    context = int(math.ceil(sample_rate / 100)) if native != sample_rate else 0
+    windows = []
+    with sf.SoundFile(str(item)) as handle:
+        for start in window_starts(length, window, max_windows):
+            block = max(0, int(start) - context) // step_target
+            begin, offset = block * step_native, int(start) - block * step_target
+            wanted = int(math.ceil((offset + window) * native / sample_rate)) + context * native // sample_rate
+            handle.seek(begin)
+            chunk = handle.read(min(wanted, frames - begin), dtype="float32", always_2d=True)
+            if len(chunk) < min(wanted, frames - begin):
+                raise InputError(item, f"truncated audio: the file ends before {frames} declared frames")
+            mono = chunk.mean(axis=1, dtype=np.float32)
+            if not np.isfinite(mono).all():
+                raise InputError(item, "audio contains NaN or inf")
+            part = to_mono_resampled(Waveform(mono[None], native), sample_rate)[offset : offset + window]
+            windows.append(np.pad(part, (0, window - len(part))))
+    stacked = np.stack(windows).astype(np.float32, copy=False)
+    if float(np.abs(stacked).max()) < SILENCE_PEAK:
+        raise InputError(item, f"audio is silent in every window (peak below {SILENCE_PEAK:g})")
+    return stacked
 
 
 class AudioPreprocessor:
     """Item (path, bytes or Waveform) -> float32 tensor ``[W, sample_rate * seconds]``: load, mono,
-    resample, split into windows (``split_windows``). Picklable for DataLoader workers."""
+    resample, split into windows (``split_windows``); long wav/flac/ogg files are read window by window
+    (``read_long_windows``). Picklable for DataLoader workers."""
 
     def __init__(self, sample_rate: int, seconds: float, max_windows: int = 8) -> None:
         self.sample_rate = int(sample_rate)
@@ -215,5 +271,8 @@ class AudioPreprocessor:
     def __call__(self, item: Any) -> Any:
         import torch
 
-        mono = to_mono_resampled(load_audio(item), self.sample_rate)
-        return torch.from_numpy(split_windows(mono, self.sample_rate, self.seconds, self.max_windows))
+        windows = read_long_windows(item, self.sample_rate, self.seconds, self.max_windows)
+        if windows is None:
+            mono = to_mono_resampled(load_audio(item), self.sample_rate)
+            windows = split_windows(mono, self.sample_rate, self.seconds, self.max_windows)
+        return torch.from_numpy(windows)
