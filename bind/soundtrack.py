@@ -6,15 +6,19 @@ is embedded as ``z = l2((1 - w) * v + w * a)``: ``v`` the base space's video emb
 are unit vectors of the same space, so the fusion needs no training and works with any pair of paths (it
 is the video expert's own ``audio_encoder`` option, moved after the adapters).
 
-A video gets ``v`` alone when it has no sound track, when the track is silent, or when the audio path cannot
-embed it (e.g. the space's audio expert is an optional extra that is not installed; a warning gives the
-reason). A corrupt sound track is an :class:`~bind.errors.InputError` of the video, as for the video
-experts. Every other modality passes through the base space unchanged.
+A track longer than ``LONG_TRACK_SECONDS`` (10 min) is streamed to a temporary FLAC file instead of memory,
+so the audio path reads only the windows its expert uses (bounded memory for films). A video gets ``v``
+alone when it has no sound track, when the track is silent, or when the audio path cannot embed it (e.g.
+the space's audio expert is an optional extra that is not installed; a warning gives the reason). A corrupt
+sound track is an :class:`~bind.errors.InputError` of the video, as for the video experts. Every other
+modality passes through the base space unchanged.
 """
 from __future__ import annotations
 
 import copy
+import tempfile
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,18 +26,33 @@ import torch
 import torch.nn.functional as F
 
 from .errors import ConfigError, InputError
-from .io.audio import SILENCE_PEAK, Waveform
-from .io.video import read_audio_track
+from .io.audio import SILENCE_PEAK
+from .io.video import audio_track_seconds, read_audio_track, write_audio_track
 from .modality import Modality
 from .space import Call, Rows, Space, _check_lam, _fmt, indent
 
 
-def sound_tracks(items: list[Any], indices: list[int]) -> tuple[dict[int, Waveform], list[InputError]]:
-    """The audible sound track of the videos at ``indices`` (by index), and the videos whose track is corrupt."""
-    tracks: dict[int, Waveform] = {}
+LONG_TRACK_SECONDS = 600.0  # longer sound tracks go to the audio path as a temporary file, not in memory
+
+
+def sound_tracks(items: list[Any], indices: list[int], folder: Path) -> tuple[dict[int, Any], list[InputError]]:
+    """The audible sound track of the videos at ``indices`` (by index), and the videos whose track is corrupt.
+
+    A track is a Waveform in memory, or, when longer than ``LONG_TRACK_SECONDS``, a mono FLAC file streamed
+    into ``folder`` (the audio path then reads only the windows its expert uses).
+    """
+    tracks: dict[int, Any] = {}
     failures: list[InputError] = []
     for index in indices:
         try:
+            seconds = audio_track_seconds(items[index])
+            if seconds is None:
+                continue
+            if seconds > LONG_TRACK_SECONDS:
+                path = folder / f"track-{index}.flac"
+                if write_audio_track(items[index], path):
+                    tracks[index] = path
+                continue
             track = read_audio_track(items[index])
         except InputError as exc:
             failures.append(exc.at(index))
@@ -79,15 +98,16 @@ class SoundTrackFusion(Space):
         video = self.base._rows(call)
         if call.modality != Modality.VIDEO or self.audio_weight == 0 or not video.indices:
             return video
-        tracks, corrupt = sound_tracks(call.items, video.indices)
-        bad = {failure.index for failure in corrupt}
-        keep = torch.tensor([i not in bad for i in video.indices], dtype=torch.bool)
-        video = Rows(video.embeddings[keep], [i for i in video.indices if i not in bad],
-                     sorted(video.failures + corrupt, key=_position))
-        positions = [i for i in video.indices if i in tracks]
-        if not positions:
-            return video
-        audio = self.base._rows(call.derived([tracks[i] for i in positions], Modality.AUDIO))
+        with tempfile.TemporaryDirectory(prefix="bind-tracks-") as folder:
+            tracks, corrupt = sound_tracks(call.items, video.indices, Path(folder))
+            bad = {failure.index for failure in corrupt}
+            keep = torch.tensor([i not in bad for i in video.indices], dtype=torch.bool)
+            video = Rows(video.embeddings[keep], [i for i in video.indices if i not in bad],
+                         sorted(video.failures + corrupt, key=_position))
+            positions = [i for i in video.indices if i in tracks]
+            if not positions:
+                return video
+            audio = self.base._rows(call.derived([tracks[i] for i in positions], Modality.AUDIO))
         if audio.failures:
             reasons = "; ".join(sorted({failure.reason for failure in audio.failures}))
             warnings.warn(f"{len(audio.failures)} of {len(positions)} video sound tracks are embedded without "

@@ -5,6 +5,7 @@ colour of 4 frames, the audio expert the loudness and zero-crossing rate of the 
 """
 from __future__ import annotations
 
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -126,17 +127,29 @@ def test_a_corrupt_sound_track_fails_its_video_only(base, clips, monkeypatch):
     import bind.soundtrack as soundtrack
 
     def read(item):
-        if str(item).endswith("mute.mp4"):
+        if str(item).endswith("quiet.mp4"):
             raise bind.InputError(item, "corrupt audio track: invalid data")
         return read_audio_track(item)
 
     monkeypatch.setattr(soundtrack, "read_audio_track", read)
-    videos = [clips["sound"], clips["mute"], clips["quiet"]]
+    videos = [clips["sound"], clips["quiet"], clips["mute"]]
     result = SoundTrackFusion(base, 0.5).embed(videos, "video", on_error="skip")
     assert result.indices == [0, 2] and [f.index for f in result.failures] == [1]
     assert "corrupt audio track" in str(result.failures[0])
-    expected = SoundTrackFusion(base, 0.5).embed([clips["sound"], clips["quiet"]], "video")
+    expected = SoundTrackFusion(base, 0.5).embed([clips["sound"], clips["mute"]], "video")
     assert torch.allclose(result.embeddings, expected)
+
+
+def test_long_sound_tracks_go_through_a_temporary_file(base, clips, monkeypatch, tmp_path):
+    import bind.soundtrack as soundtrack
+
+    in_memory = SoundTrackFusion(base, 0.5).embed([clips["sound"], clips["mute"]], "video")
+    monkeypatch.setattr(soundtrack, "LONG_TRACK_SECONDS", 0.1)  # the 0.8 s track counts as long
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    streamed = SoundTrackFusion(base, 0.5).embed([clips["sound"], clips["mute"]], "video")
+    assert torch.allclose(streamed, in_memory, atol=1e-3)  # the same track, via 24-bit FLAC
+    assert not torch.allclose(streamed[0], base.embed(clips["sound"], "video"), atol=1e-3)  # the sound is in
+    assert list(tmp_path.iterdir()) == []  # the temporary tracks are gone
 
 
 def test_save_load_and_weights(base, clips, tmp_path):

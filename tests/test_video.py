@@ -7,13 +7,14 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 import torch.nn.functional as F
 
 import bind
 from bind.backends.video import VideoFramesEncoder
 from bind.io.audio import Waveform
-from bind.io.video import frame_indices, read_audio_track, read_frames
+from bind.io.video import audio_track_seconds, frame_indices, read_audio_track, read_frames, write_audio_track
 from conftest import VIDEO_AUDIO_RATE, write_video
 
 CARD = "video-efficientnet-lite0.video"
@@ -109,6 +110,17 @@ def test_audio_track(videos):
     slower = read_audio_track(videos["sound"].read_bytes(), sample_rate=8000)
     assert slower.sample_rate == 8000 and abs(slower.samples.shape[1] - track.samples.shape[1] / 2) < 400
     assert read_audio_track(videos["clip"]) is None and read_audio_track(np.zeros((2, 8, 8, 3), np.uint8)) is None
+
+
+def test_audio_track_duration_and_streaming_to_a_file(videos, tmp_path):
+    assert abs(audio_track_seconds(videos["sound"]) - 1.2) < 0.1
+    assert audio_track_seconds(videos["clip"]) is None and audio_track_seconds(np.zeros((2, 8, 8, 3), np.uint8)) is None
+    assert write_audio_track(videos["sound"], tmp_path / "track.flac")
+    written, rate = sf.read(tmp_path / "track.flac", dtype="float32")
+    track = read_audio_track(videos["sound"])
+    assert rate == track.sample_rate and written.ndim == 1 and len(written) == track.samples.shape[1]
+    assert np.abs(written - track.samples.mean(axis=0)).max() < 1e-5
+    assert not write_audio_track(videos["clip"], tmp_path / "none.flac") and not (tmp_path / "none.flac").exists()
 
 
 @pytest.mark.parametrize("name, reason", [

@@ -7,12 +7,14 @@ A ``[T, H, W, 3]`` or ``[T, 3, H, W]`` array (uint8, or floats in [0, 1]) is a v
 from __future__ import annotations
 
 import io
+import os
 from typing import Any, Callable, Literal
 
 import numpy as np
 import torch
 
 from ..errors import InputError
+from .atomic import atomic_path
 from .audio import Waveform
 from .files import open_source
 
@@ -153,6 +155,47 @@ def read_audio_track(item: Any, sample_rate: int | None = None) -> Waveform | No
     if not chunks:
         return None
     return Waveform(np.concatenate(chunks, axis=1).astype(np.float32, copy=False), rate)
+
+
+def audio_track_seconds(item: Any) -> float | None:
+    """The duration of the first audio stream of a video file/bytes from its header, 0.0 when the header
+    does not say, None when there is no audio stream (arrays carry no audio)."""
+    if isinstance(item, (np.ndarray, torch.Tensor)):
+        return None
+    source, _ = open_source(item)
+    with _open_av(item, source) as container:
+        if not container.streams.audio:
+            return None
+        stream = container.streams.audio[0]
+        if stream.duration is not None and stream.time_base is not None:
+            return float(stream.duration * stream.time_base)
+        return container.duration / 1e6 if container.duration else 0.0
+
+
+def write_audio_track(item: Any, path: str | os.PathLike) -> bool:
+    """Stream the first audio stream of a video into ``path`` as mono 24-bit FLAC at the track's own rate,
+    frame by frame (the track is never held in memory; the file appears whole or not at all); False when
+    there is no audio stream."""
+    import av
+    import soundfile as sf
+
+    source, _ = open_source(item)
+    with _open_av(item, source) as container:
+        if not container.streams.audio:
+            return False
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=stream.rate)
+        with atomic_path(path) as tmp, sf.SoundFile(str(tmp), "w", samplerate=stream.rate, channels=1,
+                                                    format="FLAC", subtype="PCM_24") as out:
+            try:
+                for frame in container.decode(stream):
+                    for chunk in resampler.resample(frame):
+                        out.write(chunk.to_ndarray().reshape(-1))
+                for chunk in resampler.resample(None):
+                    out.write(chunk.to_ndarray().reshape(-1))
+            except av.error.FFmpegError as exc:
+                raise InputError(item, f"corrupt audio track: {exc}") from None
+    return True
 
 
 class VideoPreprocessor:
