@@ -35,6 +35,7 @@ from torch import nn
 
 from .errors import ConfigError, InputError
 from .io.atomic import atomic_dir
+from .io.saved import read_saved_folder
 from .resources import resource_dir
 
 CONFIG_FILE = "config.json"
@@ -165,23 +166,12 @@ class Projector(nn.Module):
     @classmethod
     def load(cls, directory: str | os.PathLike, device: str | torch.device | None = None) -> Projector:
         """Read an adapter folder written by :meth:`save`; the projector comes back in eval mode."""
-        directory = Path(directory)
-        config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
-        for path in (config_path, weights_path):
-            if not path.is_file():
-                raise ConfigError(f"projector folder {directory} has no {path.name} (expected {path})")
-        try:
-            data = json.loads(config_path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"projector config {config_path} is unreadable: {exc}") from exc
+        data, state, config_path, weights_path = read_saved_folder(Path(directory), CONFIG_FILE, WEIGHTS_FILE,
+                                                                   "projector")
         meta = data.pop("meta", {}) if isinstance(data, dict) else {}
         if not isinstance(meta, dict):
             raise ConfigError(f"projector config {config_path}: 'meta' must be a JSON object")
         projector = build_projector(ProjectorConfig.from_dict(data, source=str(config_path)), meta=meta)
-        try:
-            state = safetensors.torch.load_file(str(weights_path))
-        except (OSError, safetensors.SafetensorError) as exc:
-            raise ConfigError(f"projector weights {weights_path} are corrupt or unreadable: {exc}") from exc
         try:
             projector.load_state_dict(state, strict=True)
         except RuntimeError as exc:

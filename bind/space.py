@@ -44,6 +44,7 @@ from .embed import EmbedResult, _as_items, embed
 from .encoder import Encoder
 from .errors import ConfigError, InputError, WeightsUnavailableError
 from .io.atomic import atomic_dir
+from .io.saved import read_saved_folder
 from .modality import Modality, infer_modality
 from .projectors import (
     Projector,
@@ -752,18 +753,7 @@ def load_space(path_or_name: str | os.PathLike) -> Space:
             raise ConfigError(f"no space folder at {directory} and no packaged space named {str(path_or_name)!r}; "
                               f"packaged: {', '.join(packaged) or 'none'}")
         directory = packaged[path_or_name]
-    config_path, weights_path = directory / SPACE_FILE, directory / WEIGHTS_FILE
-    for path in (config_path, weights_path):
-        if not path.is_file():
-            raise ConfigError(f"space folder {directory} has no {path.name}")
-    try:
-        data = json.loads(config_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"space config {config_path} is unreadable: {exc}") from exc
+    data, tensors, config_path, _ = read_saved_folder(directory, SPACE_FILE, WEIGHTS_FILE, "space")
     if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION or "space" not in data:
         raise ConfigError(f"{config_path}: not a bind space (format_version {FORMAT_VERSION} expected)")
-    try:
-        tensors = safetensors.torch.load_file(str(weights_path))
-    except (OSError, safetensors.SafetensorError) as exc:
-        raise ConfigError(f"space weights {weights_path} are corrupt or unreadable: {exc}") from exc
     return Space.from_state(data["space"], _restore_aliases(tensors, data.get("aliases", {}), config_path))
