@@ -38,10 +38,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import torch  # noqa: E402
 
 from bind.assets import load_manifest  # noqa: E402
-from bind.bonds import CombinationBond  # noqa: E402
-from bind.metrics import ranks_of_targets  # noqa: E402
-from bind.projectors import load_projector  # noqa: E402
-from bind.space import AnchorSpace, ExpertPath, Space  # noqa: E402
+from bind.eval.metrics import ranks_of_targets  # noqa: E402
+from bind.spaces import AnchorSpace, ExpertPath, Space  # noqa: E402
+from bind.spaces.bonds import CombinationBond  # noqa: E402
+from bind.spaces.projectors import load_projector  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 LANGS = ("de", "es", "fr")

@@ -47,10 +47,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import torch
 
 from bind.assets import AssetEntry, load_manifest
-from bind.metrics import ranks_of_targets
-from bind.modality import Modality
-from bind.soundtrack import SoundTrackFusion
-from bind.space import Space, load_space
+from bind.eval.metrics import ranks_of_targets
+from bind.experts.modality import Modality
+from bind.spaces import Space, load_space
+from bind.spaces.fusion import SoundTrackFusion
 
 ROOT = Path(__file__).resolve().parent.parent
 VISUAL = (Modality.IMAGE, Modality.VIDEO, Modality.POINTS)

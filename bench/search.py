@@ -37,8 +37,8 @@ import torch  # noqa: E402
 
 import bind  # noqa: E402
 from bind.index import Index  # noqa: E402
-from bind.projectors import ProjectorConfig, build_projector  # noqa: E402
-from bind.space import AnchorSpace, ExpertPath  # noqa: E402
+from bind.spaces import AnchorSpace, ExpertPath  # noqa: E402
+from bind.spaces.projectors import ProjectorConfig, build_projector  # noqa: E402
 
 K = 10
 ADD_CHUNK = 100_000

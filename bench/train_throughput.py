@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 import bind
-from bind.cache import FeatureCache
+from bind.experts.cache import FeatureCache
 from bind.train.module import AlignModule
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -6,10 +6,6 @@ Quick use::
     bind.list_encoders(modality="image")
     vectors = bind.embed(["a cat", "a truck"], encoder="minilm-l6.text")
 """
-from .bonds import CombinationBond, DisplacementBond, ParallelBond, SequentialBond
-from .cards import EncoderCard
-from .embed import EmbedResult, embed
-from .encoder import Encoder, collate_segments, pool_segments
 from .errors import (
                      AmbiguousModalityError,
                      BindError,
@@ -18,11 +14,11 @@ from .errors import (
                      UnknownEncoderError,
                      WeightsUnavailableError,
 )
-from .index import FolderReport, Hit, Index
-from .io.audio import Waveform
-from .modality import Modality, infer_modality
-from .projectors import Projector, ProjectorConfig, build_projector, load_projector
-from .registry import (
+from .experts.api import EmbedResult, embed
+from .experts.cards import EncoderCard
+from .experts.encoder import Encoder, collate_segments, pool_segments
+from .experts.modality import Modality, infer_modality
+from .experts.registry import (
                      EncoderInfo,
                      create_encoder,
                      get_backend,
@@ -33,9 +29,22 @@ from .registry import (
                      unregister_encoder,
                      weights_available,
 )
-from .routers import RoutedSpace, Router
-from .soundtrack import SoundTrackFusion
-from .space import AnchorSpace, ExpertPath, Space, load_space
+from .index import FolderReport, Hit, Index
+from .io.audio import Waveform
+from .spaces import (
+                     AnchorSpace,
+                     CombinationBond,
+                     DisplacementBond,
+                     ExpertPath,
+                     ParallelBond,
+                     RoutedSpace,
+                     Router,
+                     SequentialBond,
+                     SoundTrackFusion,
+                     Space,
+                     load_space,
+)
+from .spaces.projectors import Projector, ProjectorConfig, build_projector, load_projector
 
 __version__ = "0.1.0"
 

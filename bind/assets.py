@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ConfigError
-from .modality import Modality
+from .experts.modality import Modality
 from .resources import resource_dir
 
 MANIFEST = "manifest.json"

@@ -47,11 +47,11 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from bind.bonds import CombinationBond
-from bind.demo import bridge_space
-from bind.modality import Modality
-from bind.soundtrack import SoundTrackFusion
-from bind.space import AnchorSpace, ExpertPath, Space, load_space
+from bind.experts.modality import Modality
+from bind.spaces import AnchorSpace, ExpertPath, Space, load_space
+from bind.spaces.bonds import CombinationBond
+from bind.spaces.fusion import SoundTrackFusion
+from bind.spaces.presets import bridge_space
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXT = "minilm-l6.text"
@@ -75,7 +75,7 @@ def feature_space() -> AnchorSpace:
 
 
 def base_space() -> AnchorSpace:
-    """The zero-training base: ``bind.demo.bridge_space`` plus BirdNET's label bridge for audio."""
+    """The zero-training base: ``bind.spaces.presets.bridge_space`` plus BirdNET's label bridge for audio."""
     audio = ExpertPath.label_bridge(AUDIO_CLASSIFIER, TEXT, template=AUDIO_TEMPLATE)
     return AnchorSpace({**bridge_space().paths, Modality.AUDIO: audio})
 

@@ -33,10 +33,10 @@ import torch.nn.functional as F
 from compare_points_to_minilm import project, score_and_report
 
 from bind.assets import load_manifest as load_assets
-from bind.bridges import LabelBridge
-from bind.cache import FeatureCache
-from bind.modality import Modality
-from bind.registry import create_encoder
+from bind.experts.cache import FeatureCache
+from bind.experts.modality import Modality
+from bind.experts.registry import create_encoder
+from bind.spaces.bridges import LabelBridge
 from bind.train.cli import train_variant
 from bind.train.datamodule import PairedFeatures
 

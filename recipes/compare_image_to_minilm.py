@@ -29,13 +29,13 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from bind.assets import load_manifest as load_assets  # noqa: E402
-from bind.bridges import LabelBridge  # noqa: E402
-from bind.cache import FeatureCache  # noqa: E402
+from bind.eval.metrics import paired_retrieval  # noqa: E402
+from bind.experts.cache import FeatureCache  # noqa: E402
+from bind.experts.modality import Modality  # noqa: E402
+from bind.experts.registry import create_encoder  # noqa: E402
 from bind.io.atomic import atomic_path  # noqa: E402
-from bind.metrics import paired_retrieval  # noqa: E402
-from bind.modality import Modality  # noqa: E402
-from bind.projectors import Projector  # noqa: E402
-from bind.registry import create_encoder  # noqa: E402
+from bind.spaces.bridges import LabelBridge  # noqa: E402
+from bind.spaces.projectors import Projector  # noqa: E402
 from bind.train.cli import train_variant  # noqa: E402
 from bind.train.datamodule import PairedFeatures  # noqa: E402
 

@@ -40,14 +40,14 @@ import torch
 import torch.nn.functional as F
 
 from bind.assets import load_manifest as load_assets
-from bind.bridges import LabelBridge
-from bind.cache import FeatureCache
 from bind.data.manifest import load_manifest
+from bind.eval.metrics import ranks_of_targets
+from bind.experts.cache import FeatureCache
+from bind.experts.modality import Modality
+from bind.experts.registry import create_encoder, get_card
 from bind.io.atomic import atomic_path
-from bind.metrics import ranks_of_targets
-from bind.modality import Modality
-from bind.projectors import Projector, load_projector
-from bind.registry import create_encoder, get_card
+from bind.spaces.bridges import LabelBridge
+from bind.spaces.projectors import Projector, load_projector
 from bind.train.cli import train_variant
 from bind.train.datamodule import PairedFeatures
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import bind
-from bind.backends import aisfx
+from bind.experts.backends import aisfx
 from bind.io.audio import Waveform
 
 RATE = 44100

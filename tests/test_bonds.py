@@ -12,9 +12,9 @@ import torch.nn.functional as F
 from test_space import base, cloud, image, register_table, tables  # noqa: F401 - fixtures
 
 import bind
-from bind.bonds import CombinationBond, DisplacementBond, ParallelBond, SequentialBond
-from bind.projectors import build_projector
-from bind.space import AnchorSpace, load_space
+from bind.spaces import AnchorSpace, load_space
+from bind.spaces.bonds import CombinationBond, DisplacementBond, ParallelBond, SequentialBond
+from bind.spaces.projectors import build_projector
 
 TEXT = ["item 0", "item 3", "item 5"]
 
@@ -188,7 +188,7 @@ def test_expert_may_be_a_card_name(base, tables, vec):
 
 def test_a_batch_whose_items_all_fail_is_reported_not_crashing(tmp_path):
     """Every path of a bond sees an empty block; the failures come back, no dimension clash."""
-    from bind.demo import bridge_space
+    from bind.spaces.presets import bridge_space
 
     bond = CombinationBond(bridge_space(), AnchorSpace.from_expert("efficientnet-lite0.image"),
                            bind.build_projector({"type": "linear", "d_in": 1280, "d_out": 384}), lam=0.5)

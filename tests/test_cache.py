@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import bind
-from bind.cache import FeatureCache, content_hash
+from bind.experts.cache import FeatureCache, content_hash
 from bind.io.text import TextPreprocessor
 
 CARD = bind.EncoderCard(name="counting.text", modality="text", dim=8, backend="counting_text", model_id="none",
@@ -113,7 +113,7 @@ def test_hard_kill_leaves_a_consistent_cache(tmp_path):
         import sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from test_cache import TEXTS, CountingText
-        from bind.cache import FeatureCache
+        from bind.experts.cache import FeatureCache
         FeatureCache({str(tmp_path)!r}, flush_every=4).embed(TEXTS, CountingText(exit_after=5), batch_size=2,
                                                            progress=False)
     """)

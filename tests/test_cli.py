@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from bind.cli import main
+from bind.apps.cli import main
 
 
 def test_encoders_table_and_json(capsys):

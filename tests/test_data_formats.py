@@ -8,12 +8,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+from conftest import write_csv
 from PIL import Image
 
-from conftest import write_csv
 from bind import Modality
-from bind.data import (ManifestError, Pair, PairManifest, assign_splits, audiocaps, clotho, esc50, folder_with_captions,
-                       karpathy, load_manifest, modelnet40, msrvtt, save_manifest)
+from bind.data import (
+    ManifestError,
+    Pair,
+    PairManifest,
+    assign_splits,
+    audiocaps,
+    clotho,
+    esc50,
+    folder_with_captions,
+    karpathy,
+    load_manifest,
+    modelnet40,
+    msrvtt,
+    save_manifest,
+)
 
 
 def wav(path: Path, seconds: float = 0.1) -> Path:

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bind.apps.cli import main
+from bind.apps.demo import cache_dir, demo_index
 from bind.assets import assets_dir
-from bind.cli import main
-from bind.demo import cache_dir, demo_index
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -28,7 +28,7 @@ def index(cache):
 
 @pytest.fixture
 def app(index, tmp_path):
-    from bind.webdemo import DemoApp
+    from bind.apps.webdemo import DemoApp
 
     return DemoApp(index, tmp_path / "previews")
 
@@ -93,7 +93,7 @@ def _free_port() -> int:
                     "and the playwright Python package")
 def test_served_page_in_headless_chromium(index, cache, tmp_path):
     playwright = pytest.importorskip("playwright.sync_api")
-    from bind.webdemo import serve
+    from bind.apps.webdemo import serve
 
     port = _free_port()
     page_app = serve(index, host="127.0.0.1", port=port, cache=cache_dir(cache), block=False)
@@ -130,7 +130,7 @@ def _bad_file(folder: Path) -> str:
 
 
 def test_3d_preview_shows_the_shape(tmp_path):
-    from bind.webdemo import render_preview
+    from bind.apps.webdemo import render_preview
 
     out = render_preview(assets_dir() / "points" / "torus.ply", tmp_path)
     pixels = np.asarray(Image.open(out))

@@ -18,7 +18,7 @@ from PIL import Image
 
 from bind.errors import ConfigError
 from bind.index import Index
-from bind.space import AnchorSpace, ExpertPath, load_space
+from bind.spaces import AnchorSpace, ExpertPath, load_space
 from bind.train.predict import embed_corpus, merge_shards
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""bind.embed: one item or many, order, normalisation, workers, skip/raise on bad input, real quality."""
+"""bind.experts.api: one item or many, order, normalisation, workers, skip/raise on bad input, real quality."""
 from __future__ import annotations
 
 import io
@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 import bind
-from bind.bridges import LabelBridge
+from bind.spaces.bridges import LabelBridge
 
 
 def _png_bytes(array: np.ndarray) -> bytes:

@@ -21,12 +21,12 @@ import pytest
 import soundfile
 import torch
 import trimesh
+from conftest import write_csv
 from PIL import Image
 
-from conftest import write_csv
 import bind
-from bind.cli import main
-from bind.evaluation import (
+from bind.apps.cli import main
+from bind.eval.evaluation import (
     TASKS,
     class_embeddings,
     evaluate,
@@ -37,7 +37,7 @@ from bind.evaluation import (
 from bind.io.audio import load_audio
 from bind.io.image import load_image
 from bind.io.video import read_frames
-from bind.space import AnchorSpace
+from bind.spaces import AnchorSpace
 
 CONCEPTS = ["dog", "rain", "bell", "car", "bird", "fire"]
 DIM = len(CONCEPTS)

@@ -6,9 +6,9 @@ import time
 
 import pytest
 import torch
+from conftest import make_expert, sample_inputs
 
 import bind
-from conftest import make_expert, sample_inputs
 
 CARDS = [bind.get_card(row.name) for row in bind.list_encoders()]
 

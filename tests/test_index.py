@@ -22,7 +22,7 @@ import bind
 from bind.errors import ConfigError, InputError
 from bind.index import Index, ann, exact, storage
 from bind.index import core as index_core
-from bind.space import AnchorSpace, ExpertPath
+from bind.spaces import AnchorSpace, ExpertPath
 
 DIM = 384
 needs_faiss = pytest.mark.skipif(not ann.faiss_available(), reason="faiss is not installed (pip install 'bind[index]')")

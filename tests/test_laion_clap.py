@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 
 import bind
-from bind.backends.laion_clap import ClapEncoder, TEXT_MODEL
 from bind.errors import ConfigError, InputError, WeightsUnavailableError
-from bind.registry import create_encoder, get_card
+from bind.experts.backends.laion_clap import TEXT_MODEL, ClapEncoder
+from bind.experts.registry import create_encoder, get_card
 
 ROOT = Path(__file__).resolve().parents[1]
 

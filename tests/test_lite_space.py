@@ -10,14 +10,15 @@ import torch
 
 import bind
 from bind.assets import assets_dir
-from bind.backends import birdnet
-from bind.backends.birdnet import BirdNetEncoder
 from bind.errors import InputError
+from bind.experts.backends import birdnet
+from bind.experts.backends.birdnet import BirdNetEncoder
+from bind.experts.modality import Modality
+from bind.experts.pool import POOL
+from bind.experts.registry import get_card
 from bind.io.video import read_audio_track
-from bind.modality import Modality
-from bind.registry import cached_encoder, get_card
-from bind.soundtrack import SoundTrackFusion
-from bind.space import Space, load_space
+from bind.spaces import Space, load_space
+from bind.spaces.fusion import SoundTrackFusion
 
 AUDIO = "birdnet-v24.audio-logits"
 
@@ -79,7 +80,7 @@ def test_video_sound_tracks_are_fused_in(lite: Space) -> None:
 
 def test_without_the_birdnet_extra_audio_is_unavailable_not_a_crash(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(birdnet, "_interpreter_class", lambda: None)  # as if tflite-runtime were not installed
-    cached_encoder.cache_clear()
+    POOL.clear()
     try:
         space = load_space("lite")
         assert Modality.AUDIO in space.modalities
@@ -96,7 +97,7 @@ def test_without_the_birdnet_extra_audio_is_unavailable_not_a_crash(tmp_path, mo
             fused = space.embed(video)
         assert torch.allclose(fused, space.with_audio_weight(0.0).embed(video))
     finally:
-        cached_encoder.cache_clear()
+        POOL.clear()
 
 
 def test_identity_is_stable_across_loads_and_saves(lite: Space, tmp_path) -> None:

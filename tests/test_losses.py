@@ -158,7 +158,7 @@ def test_alignment_loss_combines_the_switched_on_terms():
 
 
 def test_training_with_the_combined_loss_aligns_pairs():
-    from bind.projectors import build_projector
+    from bind.spaces.projectors import build_projector
 
     torch.manual_seed(0)
     source = torch.randn(32, 6)

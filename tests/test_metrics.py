@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bind.metrics import paired_retrieval, ranks_of_targets, recall_at
+from bind.eval.metrics import paired_retrieval, ranks_of_targets, recall_at
 
 
 def test_ranks_and_recall_by_hand():

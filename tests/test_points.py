@@ -9,7 +9,7 @@ import torch
 import trimesh
 
 import bind
-from bind.backends.point_views import FAR_INTENSITY, PointViewsEncoder, render_depth, viewpoints
+from bind.experts.backends.point_views import FAR_INTENSITY, PointViewsEncoder, render_depth, viewpoints
 from bind.io.points import PointsPreprocessor, load_points, normalize_points, read_points
 
 CARD = "pointviews-efficientnet-lite0.points"

@@ -10,8 +10,14 @@ import safetensors.torch
 import torch
 
 import bind
-from bind.projectors import (PROJECTOR_TYPES, ExMCRProjector, Projector, ProjectorConfig, build_projector,
-                             load_projector)
+from bind.spaces.projectors import (
+    PROJECTOR_TYPES,
+    ExMCRProjector,
+    Projector,
+    ProjectorConfig,
+    build_projector,
+    load_projector,
+)
 
 D_IN, D_OUT = 12, 8
 TINY = {"linear": {}, "mlp": {"hidden": 16}, "cmcr": {"hidden": 16, "depth": 2}, "exmcr": {"hidden": 16},
@@ -214,7 +220,7 @@ def test_unknown_path_or_name(tmp_path):
 
 
 def test_packaged_name_resolves_under_projectors(tmp_path, monkeypatch):
-    import bind.projectors as module
+    import bind.spaces.projectors as module
 
     root = tmp_path / "projectors"
     projector = trained_a_little("linear")

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 
 import bind
+from bind.apps.demo import caption_demo
 from bind.assets import load_manifest
-from bind.bridges import LabelBridge
-from bind.demo import caption_demo
+from bind.spaces.bridges import LabelBridge
 
 
 @pytest.fixture(scope="module")

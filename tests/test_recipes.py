@@ -17,7 +17,7 @@ import yaml
 from PIL import Image
 
 import bind
-from bind.cli import main
+from bind.apps.cli import main
 
 RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.yaml"))
 SPLITS = ["train"] * 8 + ["val"] * 2 + ["test"] * 2

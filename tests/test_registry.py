@@ -7,7 +7,7 @@ import safetensors.torch
 import torch
 
 import bind
-from bind.cards import EncoderCard
+from bind.experts.cards import EncoderCard
 from bind.resources import resource_dir
 
 

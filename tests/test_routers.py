@@ -15,9 +15,9 @@ import torch.nn.functional as F
 from test_space import image, register_table, tables  # noqa: F401 - fixtures
 
 import bind
-from bind.projectors import build_projector
-from bind.routers import RoutedSpace, Router
-from bind.space import AnchorSpace, ExpertPath, load_space
+from bind.spaces import AnchorSpace, ExpertPath, load_space
+from bind.spaces.projectors import build_projector
+from bind.spaces.routed import RoutedSpace, Router
 from bind.train.router import RouterModule, ToyRouting, uniformity
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -175,7 +175,7 @@ def test_a_trained_router_picks_the_informative_space(tables, tmp_path):
 
 
 def test_router_recipe_runs_through_bind_train(tmp_path, capsys, monkeypatch):
-    from bind.cli import main
+    from bind.apps.cli import main
 
     monkeypatch.setattr(sys, "argv", ["bind"])  # LightningCLI parses only the given arguments
     code = main(["train", str(ROOT / "recipes" / "router_toy.yaml"), "--trainer.max_epochs", "1",

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from bind.cli import main
-from bind.space import AnchorSpace
+from bind.apps.cli import main
+from bind.spaces import AnchorSpace
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +97,7 @@ def test_index_build_with_two_ddp_processes_equals_one(corpus, capsys):
     assert main(["index", "build", str(docs), "--space", str(space), "--out", str(single), "--quiet"]) == 0
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]) + os.pathsep
            + os.environ.get("PYTHONPATH", "")}
-    run = subprocess.run([sys.executable, "-m", "bind.cli", "index", "build", str(docs), "--space", str(space),
+    run = subprocess.run([sys.executable, "-m", "bind.apps.cli", "index", "build", str(docs), "--space", str(space),
                           "--out", str(double), "--devices", "2", "--quiet"],
                          capture_output=True, text=True, timeout=600, env=env)
     assert run.returncode == 0, run.stderr[-3000:]

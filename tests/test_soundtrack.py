@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import write_video
 
 import bind
 from bind.errors import WeightsUnavailableError
 from bind.io.audio import load_audio, to_mono_resampled
 from bind.io.video import read_audio_track, read_frames
-from bind.soundtrack import SoundTrackFusion
-from bind.space import AnchorSpace, load_space
-from conftest import write_video
+from bind.spaces import AnchorSpace, load_space
+from bind.spaces.fusion import SoundTrackFusion
 
 DIM = 4
 
@@ -124,7 +124,7 @@ def test_bad_videos_are_reported_by_position(base, clips, tmp_path):
 
 
 def test_a_corrupt_sound_track_fails_its_video_only(base, clips, monkeypatch):
-    import bind.soundtrack as soundtrack
+    import bind.spaces.fusion as soundtrack
 
     def read(item):
         if str(item).endswith("quiet.mp4"):
@@ -141,7 +141,7 @@ def test_a_corrupt_sound_track_fails_its_video_only(base, clips, monkeypatch):
 
 
 def test_long_sound_tracks_go_through_a_temporary_file(base, clips, monkeypatch, tmp_path):
-    import bind.soundtrack as soundtrack
+    import bind.spaces.fusion as soundtrack
 
     in_memory = SoundTrackFusion(base, 0.5).embed([clips["sound"], clips["mute"]], "video")
     monkeypatch.setattr(soundtrack, "LONG_TRACK_SECONDS", 0.1)  # the 0.8 s track counts as long

@@ -17,9 +17,9 @@ import torch.nn.functional as F
 
 import bind
 from bind.assets import load_manifest
-from bind.bridges import LabelBridge
-from bind.projectors import build_projector
-from bind.space import AnchorSpace, ExpertPath, Space, load_space
+from bind.spaces import AnchorSpace, ExpertPath, Space, load_space
+from bind.spaces.bridges import LabelBridge
+from bind.spaces.projectors import build_projector
 
 l2 = F.normalize
 ROWS = 6
@@ -208,12 +208,11 @@ def test_identity_changes_with_weights_and_calibration(base, tables):
 
 
 def test_to_device_runs_every_expert_there_and_keeps_identity(base, tables, monkeypatch):
-    import bind.space as space_module
+    from bind.experts.pool import POOL
 
     seen = []
-    real = space_module.expert_encoder
-    monkeypatch.setattr(space_module, "expert_encoder",
-                        lambda card, device="cpu": seen.append(device) or real(card, device))
+    real = POOL.get
+    monkeypatch.setattr(POOL, "get", lambda card, device="cpu", dtype=None: seen.append(device) or real(card, device, dtype))
     bonded = bind.CombinationBond(base, AnchorSpace({"text": tables["e-text"][0], "points": tables["e-points"][0]}),
                                   build_projector({"type": "linear", "d_in": 3, "d_out": 4}))
     moved = bonded.to("cpu:0")
@@ -229,7 +228,7 @@ def test_to_device_runs_every_expert_there_and_keeps_identity(base, tables, monk
 
 
 def test_feature_cache_serves_the_experts_features_again(base, tables, tmp_path):
-    from bind.cache import FeatureCache
+    from bind.experts.cache import FeatureCache
 
     cache = FeatureCache(tmp_path / "features")
     bonded = bind.CombinationBond(base, AnchorSpace({"text": tables["e-text"][0], "points": tables["e-points"][0]}),

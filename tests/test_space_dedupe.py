@@ -14,11 +14,11 @@ import pytest
 import safetensors
 import safetensors.torch
 import torch
+from test_space import register_table
 
 import bind
-from bind.bridges import LabelBridge
-from bind.space import AnchorSpace, ExpertPath, load_space
-from test_space import register_table
+from bind.spaces import AnchorSpace, ExpertPath, load_space
+from bind.spaces.bridges import LabelBridge
 
 CLASSES, DIM = 5, 4
 

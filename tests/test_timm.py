@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import timm
 import torch
+from conftest import make_expert, put_in_hf_cache, sample_inputs
 from timm.data import resolve_model_data_config
 
 import bind
-from bind.backends.timm import TimmEncoder
-from conftest import make_expert, put_in_hf_cache, sample_inputs
+from bind.experts.backends.timm import TimmEncoder
 
 CARDS = [bind.get_card(row.name) for row in bind.list_encoders() if row.backend == "timm"]
 

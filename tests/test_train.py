@@ -21,8 +21,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, TensorDataset
 
 import bind
-from bind.cli import main
-from bind.metrics import paired_retrieval
+from bind.apps.cli import main
+from bind.eval.metrics import paired_retrieval
 from bind.train.module import AlignModule
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,7 +117,7 @@ def bind_train(args: list[str], **options) -> subprocess.Popen:
     """``python -m bind.cli train ...`` in a subprocess (as a user runs it)."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONPATH": str(ROOT),
            "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "bind.cli", "train", *args], cwd=ROOT, env=env,
+    return subprocess.Popen([sys.executable, "-m", "bind.apps.cli", "train", *args], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **options)
 
 

@@ -10,12 +10,12 @@ import pytest
 import soundfile as sf
 import torch
 import torch.nn.functional as F
+from conftest import VIDEO_AUDIO_RATE, write_video
 
 import bind
-from bind.backends.video import VideoFramesEncoder
+from bind.experts.backends.video import VideoFramesEncoder
 from bind.io.audio import Waveform
 from bind.io.video import audio_track_seconds, frame_indices, read_audio_track, read_frames, write_audio_track
-from conftest import VIDEO_AUDIO_RATE, write_video
 
 CARD = "video-efficientnet-lite0.video"
 RATE = VIDEO_AUDIO_RATE

@@ -7,8 +7,16 @@ Example::
     train = pairs.split("train")
 """
 from .formats import audiocaps, clotho, esc50, karpathy, modelnet40, msrvtt
-from .manifest import (LoadReport, ManifestError, Pair, PairManifest, RowProblem, folder_with_captions,
-                       load_manifest, save_manifest)
+from .manifest import (
+                       LoadReport,
+                       ManifestError,
+                       Pair,
+                       PairManifest,
+                       RowProblem,
+                       folder_with_captions,
+                       load_manifest,
+                       save_manifest,
+)
 from .splits import assign_splits
 
 __all__ = [

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..modality import EXTENSIONS, Modality
+from ..experts.modality import EXTENSIONS, Modality
 from .manifest import OnError, Pair, PairManifest, RowError, Rows, check_file, check_text, csv_rows
 
 AUDIO_SUFFIXES = tuple(sorted(s for s, m in EXTENSIONS.items() if m == Modality.AUDIO))

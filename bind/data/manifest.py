@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Literal
 
 from ..errors import ConfigError, InputError
+from ..experts.modality import Modality, extension_modality
 from ..io.atomic import atomic_path
-from ..modality import Modality, extension_modality
 
 Item = Path | str
 OnError = Literal["raise", "skip"]

@@ -23,16 +23,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..embed import EmbedResult, _as_items
 from ..errors import ConfigError, InputError
-from ..modality import Modality, infer_modality
+from ..experts.api import EmbedResult, as_items
+from ..experts.modality import Modality, infer_modality
 from . import storage
 from .ann import Ann, check_options, faiss_available, import_faiss
 from .exact import topk
 from .folder import FileEntry, FolderReport, scan
 
 if TYPE_CHECKING:
-    from ..space import Space
+    from ..spaces.base import Space
 
 BACKENDS = ("auto", "exact", "faiss-flat", "faiss-ivf", "faiss-hnsw")
 # "auto" switches from exact search to IVF at this many live items: exact search of 1M x 384 float32 rows
@@ -193,7 +193,7 @@ class Index:
         """
         if on_error not in ("raise", "skip"):
             raise ConfigError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-        items, single = _as_items(items)
+        items, single = as_items(items)
         item_ids = self._new_ids(items, ids, single)
         metas = self._metadata_list(items, item_ids, metadata, single)
         wanted = Modality.parse(modality) if modality is not None else None
@@ -375,7 +375,7 @@ class Index:
             single = not isinstance(query, (list, tuple)) and np.ndim(query) == 1
             vectors = query
         else:
-            items, single = _as_items(query)
+            items, single = as_items(query)
             vectors = self.space.embed(items, query_modality, batch_size=batch_size, sample_rate=sample_rate)
         hits = self.search_vectors(vectors, k, modality=modality)
         return hits[0] if single else hits
@@ -479,7 +479,7 @@ class Index:
         """
         from tqdm.auto import tqdm
 
-        from ..cache import content_hash
+        from ..experts.cache import content_hash
 
         root = Path(folder).expanduser().resolve()
         if not root.is_dir():
@@ -634,7 +634,7 @@ class Index:
             raise ConfigError(f"{directory} is not a bind index of format version {FORMAT_VERSION}")
         stored = manifest["space_identity"]
         if space is None:
-            from ..space import load_space
+            from ..spaces.persist import load_space
 
             space = load_space(folder / "space")
             if space.identity != stored:

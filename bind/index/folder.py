@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import InputError
-from ..modality import EXTENSIONS, Modality
+from ..experts.modality import EXTENSIONS, Modality
 
 
 @dataclasses.dataclass(frozen=True)

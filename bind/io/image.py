@@ -60,7 +60,14 @@ def array_to_image(item: Any) -> Image.Image:
 
 
 class ImagePreprocessor:
-    """Decode any image input, then apply the expert's own transform (picklable for DataLoader workers)."""
+    """Decode any image input, then apply the expert's own transform (picklable for DataLoader workers).
+
+    Every image expert decodes the same way (``decode_key``), so a call that runs several image experts
+    decodes each item once (:mod:`bind.experts.runner`).
+    """
+
+    decode_key = "image"
+    decode = staticmethod(load_image)
 
     def __init__(self, transform: Callable[[Image.Image], Any]) -> None:
         self.transform = transform

@@ -210,9 +210,19 @@ class VideoPreprocessor:
         self.frames, self.frame_transform = frames, frame_transform
         self.audio_transform, self.sample_rate = audio_transform, sample_rate
 
+    @property
+    def decode_key(self) -> tuple[str, int] | None:
+        """Frame-only experts that read as many frames share one decoding of a video (bind.experts.runner)."""
+        return ("video-frames", self.frames) if self.audio_transform is None else None
+
+    def decode(self, item: Any) -> np.ndarray:
+        return read_frames(item, self.frames)
+
+    def transform(self, clip: np.ndarray) -> tuple[torch.Tensor, None]:
+        return torch.stack([self.frame_transform(frame) for frame in clip]), None
+
     def __call__(self, item: Any) -> tuple[torch.Tensor, Any]:
-        clip = read_frames(item, self.frames)
-        images = torch.stack([self.frame_transform(frame) for frame in clip])
+        images, _ = self.transform(self.decode(item))
         if self.audio_transform is None:
             return images, None
         track = read_audio_track(item, self.sample_rate)

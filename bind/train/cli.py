@@ -110,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 def train_variant(recipe: str | Path, folder: str | Path, overrides: Sequence[str] = ()) -> tuple[Any, dict[str, Any]]:
     """Fit ``recipe`` (+ overrides) into a fresh ``folder`` as ``bind train`` does; return the exported
     projector and the run's facts (wall time, epochs, steps, best validation R@1, parameters, test metrics)."""
-    from ..projectors import load_projector
+    from ..spaces.projectors import load_projector
 
     folder = Path(folder)
     shutil.rmtree(folder, ignore_errors=True)

@@ -11,10 +11,10 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from .. import data as datasets
-from ..cache import FeatureCache
 from ..data import PairManifest, assign_splits
 from ..errors import ConfigError
-from ..registry import create_encoder, get_card
+from ..experts.cache import FeatureCache
+from ..experts.registry import create_encoder, get_card
 
 FORMATS = {"manifest": datasets.load_manifest, "folder": datasets.folder_with_captions,
            "audiocaps": datasets.audiocaps, "clotho": datasets.clotho, "esc50": datasets.esc50,

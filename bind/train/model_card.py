@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from .. import __version__
-from ..registry import get_card
+from ..experts.registry import get_card
 from .datamodule import PairedFeatures
 from .module import AlignModule
 

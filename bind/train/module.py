@@ -7,8 +7,8 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
-from ..metrics import paired_retrieval
-from ..projectors import build_projector
+from ..eval.metrics import paired_retrieval
+from ..spaces.projectors import build_projector
 from .losses import AlignmentLoss, fusemix
 
 

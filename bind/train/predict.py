@@ -30,13 +30,14 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader
 
-from ..embed import EmbedResult, _as_items
 from ..errors import ConfigError, InputError
+from ..experts.api import EmbedResult, as_items
+from ..experts.modality import Modality, infer_modality
 from ..index import FolderReport, Index
 from ..index.core import _is_path
 from ..io.atomic import atomic_path
-from ..modality import Modality, infer_modality
-from ..space import Space, load_space
+from ..spaces.base import Space
+from ..spaces.persist import load_space
 
 CORPUS_FILE = "corpus.json"
 FORMAT = "bind-embed-shards"
@@ -119,7 +120,7 @@ def embed_corpus(items: Any, space: Space | str | os.PathLike, out_dir: str | os
     and reported. Returns, on global rank 0, the merged index (``backend``/``dtype`` as for
     :class:`~bind.index.Index`) and a report (``added``, ``embedded``, ``failures``); ``None`` on other ranks.
     """
-    items = _as_items(items)[0]
+    items = as_items(items)[0]
     space_obj = space if isinstance(space, Space) else load_space(space)
     ids = _default_ids(items) if ids is None else [str(i) for i in ids]
     if len(ids) != len(items) or len(set(ids)) != len(ids):

@@ -27,10 +27,10 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from ..errors import ConfigError
-from ..metrics import paired_retrieval
-from ..modality import Modality
-from ..routers import RoutedSpace, Router
-from ..space import Space
+from ..eval.metrics import paired_retrieval
+from ..experts.modality import Modality
+from ..spaces.base import Space
+from ..spaces.routed import RoutedSpace, Router
 from .losses import InfoNCE
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]

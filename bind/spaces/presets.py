@@ -1,0 +1,26 @@
+"""Builders of the packaged spaces: the zero-training label-bridge space that ``lite`` starts from.
+
+``recipes/build_lite_space.py`` bonds :func:`bridge_space` with the trained adapters into ``spaces/lite``.
+"""
+from __future__ import annotations
+
+from ..experts.modality import Modality
+from ..experts.registry import get_card
+from .anchor import AnchorSpace, ExpertPath
+
+CLASSIFIER = "efficientnet-lite0.imagenet-logits"
+TEXT = "minilm-l6.text"
+# modality -> card whose image expert is swapped for the classifier so its output can cross the bridge
+WRAPPERS = {Modality.VIDEO: "video-efficientnet-lite0.video", Modality.POINTS: "pointviews-efficientnet-lite0.points"}
+
+
+def bridge_space() -> AnchorSpace:
+    """The zero-training space: MiniLM text; image, video and 3D through the ImageNet label bridge (ConSE)."""
+    image = ExpertPath.label_bridge(CLASSIFIER, TEXT)
+    classifier_dim = get_card(CLASSIFIER).dim
+    paths: dict[Modality, ExpertPath | str] = {Modality.TEXT: TEXT, Modality.IMAGE: image}
+    for modality, name in WRAPPERS.items():
+        card = get_card(name)
+        card = card.replace(dim=classifier_dim, options={**card.options, "image_encoder": CLASSIFIER})
+        paths[modality] = ExpertPath(card, image.adapter, "none")
+    return AnchorSpace(paths)
