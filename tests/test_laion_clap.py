@@ -137,7 +137,7 @@ def test_weights_available_needs_both_checkpoint_and_roberta(empty_hub_cache: Pa
     _fake_roberta_cache(empty_hub_cache)
     assert ClapEncoder.weights_available(local)
     assert not ClapEncoder.weights_available(released)  # the released checkpoint is not downloaded
-    assert not bind.registry.weights_available(released)
+    assert not bind.experts.registry.weights_available(released)
 
 
 def test_card_mismatches_are_config_errors() -> None:
@@ -152,7 +152,7 @@ def test_card_mismatches_are_config_errors() -> None:
 def test_laion_clap_import_does_not_hang_without_offline_env() -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
     code = ("import os, huggingface_hub.constants as c\n"
-            "from bind.backends.laion_clap import laion\n"
+            "from bind.experts.backends.laion_clap import laion\n"
             "laion()\n"
             "print('imported', os.environ.get('HF_HUB_OFFLINE'), c.HF_HUB_OFFLINE)\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)

@@ -228,7 +228,7 @@ def test_audio_fusion(videos, fusion, audio_dim, dim):
 
 def pool_frames(expert: VideoFramesEncoder, items: list) -> torch.Tensor:
     image = expert.image
-    return torch.stack([image(torch.stack([image.preprocessor()(f) for f in read_frames(item, 2)])).mean(dim=0)
+    return torch.stack([image(torch.stack([image.encoder.preprocessor()(f) for f in read_frames(item, 2)])).mean(dim=0)
                         for item in items]).detach()
 
 

@@ -12,7 +12,8 @@ def _encoders(args: argparse.Namespace) -> int:
 
     rows = list_encoders(modality=args.modality)
     if args.json:
-        print(json.dumps([{**row.__dict__, "modality": row.modality.value} for row in rows], indent=2))
+        print(json.dumps([{**row.__dict__, "modality": row.modality.value, "offline": row.offline} for row in rows],
+                         indent=2))
         return 0
     header = ("name", "modality", "dim", "backend", "offline", "licence")
     table = [header] + [(r.name, r.modality.value, str(r.dim), r.backend, "yes" if r.offline else "no",
@@ -104,7 +105,7 @@ def _search(args: argparse.Namespace) -> int:
         return 2
     value, kind = given[0]
     index = Index.load(args.index)
-    hits = index.search(value if kind == "text" else Path(value), k=args.k, modality=args.modality,
+    hits = index.search(value if kind == "text" else Path(value), k=args.k, result_modality=args.result_modality,
                         query_modality=kind)
     assert isinstance(hits, list)
     if args.json:
@@ -161,6 +162,15 @@ def _eval(args: argparse.Namespace) -> int:
         write_result(args.out, record)
         print(f"wrote {args.out}", file=sys.stderr)
     return 0
+
+
+class _RenamedResultFilter(argparse.Action):
+    """``bind search --modality``: refused; the result filter is ``--result-modality``."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        parser.error("--modality was the result filter: use --result-modality M (repeatable); the query's "
+                     "modality comes from its flag (a text, or --image/--audio/--video/--points FILE)")
 
 
 def _device_option(parser: argparse.ArgumentParser, note: str = "") -> None:
@@ -241,7 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("query", nargs="?", help="a text query, e.g. \"a dog barking\"")
     for kind in ("image", "audio", "video", "points"):
         p.add_argument(f"--{kind}", metavar="FILE", help=f"a {kind} file as the query")
-    p.add_argument("--modality", action="append", help="only results of this modality (repeatable)")
+    p.add_argument("--result-modality", action="append", metavar="M",
+                   help="only results of this modality (repeatable)")
+    p.add_argument("--modality", action=_RenamedResultFilter, help=argparse.SUPPRESS)
     p.add_argument("-k", type=int, default=10, help="number of results (default 10)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(run=_search)

@@ -249,7 +249,7 @@ class FeatureCache:
         expert = resolve(encoder, None, device)
         return self.root / _folder_name(expert.card.name) / _fingerprint_id(expert_fingerprint(expert.card, expert.encoder))
 
-    def embed(self, items: Sequence[Any], encoder: str | EncoderCard | Encoder, *, batch_size: int = 32, progress: bool = True,
+    def embed(self, items: Sequence[Any], encoder: str | EncoderCard | Encoder, *, batch_size: int = 32, progress: bool = False,
               on_error: Literal["raise", "skip"] = "raise", sample_rate: int | None = None,
               num_workers: int | None = None, device: str = "cpu") -> torch.Tensor | EmbedResult:
         """Raw features ``[N, dim]`` of ``items`` in input order: hits read from disk, misses computed.
@@ -257,6 +257,7 @@ class FeatureCache:
         Misses go through ``bind.embed(..., normalize=False)`` and are written every ``flush_every``
         items (and on an interrupt), so an extraction stopped halfway resumes where it stopped.
         With ``on_error="skip"`` returns an EmbedResult (good rows, their positions, failures).
+        ``progress=True`` shows a progress bar over the misses (off by default, as in :func:`bind.embed`).
         """
         check_on_error(on_error)
         expert = resolve(encoder, None, device)

@@ -23,8 +23,8 @@ class Encoder(nn.Module):
 
     # card options that name other experts this one wraps (e.g. a video expert's image expert)
     inner_keys: ClassVar[tuple[str, ...]] = ()
-    # card fields that do not change what the network computes
-    _NOT_TRUNK: ClassVar[tuple[str, ...]] = ("name", "licence", "weights", "description")
+    # card fields that do not change what the network computes (the name stays: a backend may key on it)
+    _NOT_TRUNK: ClassVar[tuple[str, ...]] = ("licence", "weights", "description")
 
     def __init__(self, card: EncoderCard) -> None:
         super().__init__()

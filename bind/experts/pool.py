@@ -1,7 +1,8 @@
 """The one bounded pool of frozen expert instances, shared by ``bind.embed``, spaces, indexes and caches.
 
 Instances are keyed by their network's trunk (:meth:`Encoder.trunk`: backend, model, weights,
-preprocessing and options, not the head), the device and the dtype. So the features card and the logits
+preprocessing and options, not the head), the device, the dtype and the registry's generation (a card or
+backend registered anew is never served by an instance built before). So the features card and the logits
 card of one EfficientNet share one instance, and a video or 3D expert wrapping that network gets the same
 instance for its frames or views. The pool keeps the :data:`CAPACITY` most recently used instances.
 """
@@ -15,7 +16,7 @@ import torch
 
 from .cards import EncoderCard
 from .encoder import Encoder
-from .registry import get_backend, get_card, parse_device
+from .registry import generation, get_backend, get_card, parse_device
 
 CAPACITY = 8
 
@@ -36,7 +37,7 @@ class EncoderPool:
         device = str(parse_device(device))
         backend = get_backend(card.backend)
         trunk, head = backend.trunk(card)
-        key = json.dumps([trunk, device, str(dtype)], sort_keys=True, default=str)
+        key = json.dumps([trunk, device, str(dtype), generation()], sort_keys=True, default=str)
         with self._lock:
             if key in self._entries:
                 self._entries.move_to_end(key)

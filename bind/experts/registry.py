@@ -31,6 +31,17 @@ _BACKENDS: dict[str, str | type[Encoder]] = {
 }
 _USER_CARDS: dict[str, EncoderCard] = {}
 _LOCK = threading.Lock()
+_GENERATION = 0  # bumped by every (un)registration; shared instances of an older generation are not reused
+
+
+def generation() -> int:
+    """How many times the registry changed (the encoder pool keys its instances by it)."""
+    return _GENERATION
+
+
+def _bump_generation() -> None:
+    global _GENERATION
+    _GENERATION += 1
 
 def register_backend(name: str, cls: type[Encoder] | str) -> None:
     """Make a backend available to cards under ``name`` (a class or a "module:Class" path)."""
@@ -81,7 +92,7 @@ def register_encoder(card: EncoderCard | dict[str, Any], backend: type[Encoder] 
         if card.name in _all_cards() and not overwrite:
             raise ConfigError(f"an encoder named {card.name!r} is already registered (pass overwrite=True)")
         _USER_CARDS[card.name] = card
-    cached_encoder.cache_clear()  # a replaced card must not keep serving its old instance
+    _bump_generation()  # a replaced card or backend must not keep serving its old instance
     return card
 
 def unregister_encoder(name: str) -> None:
@@ -89,7 +100,7 @@ def unregister_encoder(name: str) -> None:
     with _LOCK:
         if _USER_CARDS.pop(name, None) is None:
             raise UnknownEncoderError(f"no user-registered encoder named {name!r}")
-    cached_encoder.cache_clear()
+    _bump_generation()
 
 
 def get_card(name: str) -> EncoderCard:
@@ -116,12 +127,11 @@ class EncoderInfo:
     dim: int
     backend: str
     licence: str
-    card: EncoderCard = dataclasses.field(repr=False, compare=False)
 
     @functools.cached_property
     def offline(self) -> bool:
         """Whether the real weights load here without a network (checked on first read, then kept)."""
-        return weights_available(self.card)
+        return weights_available(get_card(self.name))
 
 def weights_available(card: EncoderCard) -> bool:
     """Whether the card's real weights can be loaded on this machine without a network.
@@ -141,7 +151,7 @@ def list_encoders(modality: str | Modality | None = None, pattern: str | None = 
     A scan of the cards: no backend is imported; each row's ``offline`` is checked when first read.
     """
     wanted = Modality.parse(modality) if modality is not None else None
-    return [EncoderInfo(card.name, card.modality, card.dim, card.backend, card.licence, card)
+    return [EncoderInfo(card.name, card.modality, card.dim, card.backend, card.licence)
             for card in sorted(_all_cards().values(), key=lambda c: (c.modality.value, c.name))
             if (wanted is None or card.modality == wanted) and (pattern is None or pattern in card.name)]
 
@@ -181,9 +191,3 @@ def default_encoder_name(modality: Modality) -> str:
             return card.name
     raise UnknownEncoderError(
         f"no default {modality.value} expert is installed; pass encoder=... (see bind.list_encoders('{modality.value}'))")
-
-@functools.lru_cache(maxsize=8)
-def cached_encoder(name: str, device: str = "cpu", tiny: bool = False) -> Encoder:
-    """A shared instance of a named expert, so repeated ``bind.embed`` calls don't reload weights."""
-    return create_encoder(name, device=device, tiny=tiny)
-

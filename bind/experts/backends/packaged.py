@@ -61,7 +61,7 @@ class EfficientNetLite(Encoder):
         if head not in HEADS:
             raise ConfigError(f"{card.name!r}: options.output must be 'features' or 'logits', got {head!r}")
         key["options"] = {k: v for k, v in key["options"].items() if k not in ("output", "labels")}
-        del key["dim"]
+        del key["dim"], key["name"]  # the heads' cards differ in name, dim and output only
         return key, head
 
     @classmethod
