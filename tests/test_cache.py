@@ -82,14 +82,20 @@ def test_real_expert_cached_equals_fresh_and_second_run_reads_disk(tmp_path, min
 def test_second_run_computes_nothing_and_keeps_input_order(tmp_path, capsys):
     cache = FeatureCache(tmp_path, flush_every=4)
     encoder = CountingText()
-    out = cache.embed(TEXTS, encoder, batch_size=3)
+    out = cache.embed(TEXTS, encoder, batch_size=3, progress=True)
     assert torch.equal(out, expected(TEXTS)) and encoder.items == 20
-    assert "cache counting.text" in capsys.readouterr().err  # the progress bar
+    assert "cache counting.text" in capsys.readouterr().err  # the progress bar, asked for
     shuffled = TEXTS[::-1] + TEXTS[:2]
     again = cache.embed(shuffled, encoder, batch_size=3, progress=False)
     assert torch.equal(again, expected(shuffled)) and encoder.items == 20
     assert (cache.stats().hits, cache.stats().misses) == (22, 20)
     assert [len(bind_shard_rows(p)) for p in shards(cache, encoder)] == [4, 4, 4, 4, 4]
+
+
+def test_no_progress_bar_by_default_as_in_bind_embed(tmp_path, capsys):
+    out = FeatureCache(tmp_path).embed(TEXTS[:5], CountingText(), batch_size=2)
+    assert torch.equal(out, expected(TEXTS[:5]))
+    assert "cache counting.text" not in capsys.readouterr().err
 
 
 def bind_shard_rows(path: Path) -> torch.Tensor:

@@ -1,12 +1,15 @@
 """bind.Index: correctness against brute force, filters, composed queries, faiss backends, persistence
-(including a save killed midway), wrong-space refusal and incremental folder builds.
+(including a save killed midway), wrong-space refusal, incremental folder builds, the API rules (``modality``
+names an input's modality; ``add`` returns like ``bind.embed``) and the shared format version.
 
 The spaces are real and offline: MiniLM text, and EfficientNet-Lite0 logits bridged into MiniLM's space.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,8 +23,9 @@ from PIL import Image
 
 import bind
 from bind.errors import ConfigError, InputError
-from bind.index import Index, ann, exact, storage
+from bind.index import AddResult, Index, ann, exact, storage
 from bind.index import core as index_core
+from bind.io import versions
 from bind.spaces import AnchorSpace, ExpertPath
 
 DIM = 384
@@ -140,13 +144,13 @@ def test_modality_filter_returns_k_hits(space: AnchorSpace) -> None:
     mods = ["image" if i % 100 == 0 else "text" for i in range(3000)]  # 30 images among 3000
     index = filled(space, x, mods, backend="exact")
     q = unit(rng, 4)
-    hits = index.search(q, k=10, modality="image")
+    hits = index.search(q, k=10, result_modality="image")
     images = [i for i in range(3000) if mods[i] == "image"]
     assert_same(hits, brute(x[images], [f"v{i}" for i in images], q, 10))
     assert all(h.modality == bind.Modality.IMAGE for row in hits for h in row)
-    assert len(index.search(q[0], k=50, modality="image")) == 30  # all that exist
-    assert len(index.search(q[0], k=5, modality=["image", "text"])) == 5
-    assert index.search(q[0], k=5, modality="audio") == []
+    assert len(index.search(q[0], k=50, result_modality="image")) == 30  # all that exist
+    assert len(index.search(q[0], k=5, result_modality=["image", "text"])) == 5
+    assert index.search(q[0], k=5, result_modality="audio") == []
 
 
 @needs_faiss
@@ -159,12 +163,12 @@ def test_filtered_ann_search_still_returns_k_hits(space: AnchorSpace, backend: s
     index.remove(["v0"])  # a dead slot must never come back either
     q = clustered(rng, 3)
     images = [i for i in range(4000) if mods[i] == "image" and i != 0]
-    for row in index.search(q, k=10, modality="image"):
+    for row in index.search(q, k=10, result_modality="image"):
         assert len(row) == 10 and all(h.modality == bind.Modality.IMAGE and h.id != "v0" for h in row)
-    assert all(len(row) == 19 for row in index.search(q, k=25, modality="image"))
+    assert all(len(row) == 19 for row in index.search(q, k=25, result_modality="image"))
     want = brute(x[images], [f"v{i}" for i in images], q, 10)
     exact_ids = [[i for i, _ in row] for row in want]
-    got = [[h.id for h in row] for row in index.search(q, k=10, modality="image")]
+    got = [[h.id for h in row] for row in index.search(q, k=10, result_modality="image")]
     if backend == "faiss-flat":
         assert got == exact_ids
 
@@ -251,7 +255,7 @@ def test_items_of_any_modality_and_query_kinds(space: AnchorSpace, tmp_path: Pat
     hits = index.search("a kitten napping", k=3)
     assert hits[0].id == "0" and hits[0].metadata == {"n": 0}
     assert hits[0].score == pytest.approx(float(space.embed("a kitten napping") @ space.embed(captions[0])), abs=1e-5)
-    only_images = index.search("a kitten napping", k=5, modality="image")
+    only_images = index.search("a kitten napping", k=5, result_modality="image")
     assert {h.id for h in only_images} == {str(picture), "5"}
     # a query of another modality; the same query as a raw vector; a batch equals single searches
     by_image = index.search(str(picture), k=7)
@@ -296,6 +300,80 @@ def test_bad_items_and_queries(space: AnchorSpace, tmp_path: Path) -> None:
         index.add_vectors(np.ones((2, 10), np.float32), ["a", "b"], "text")
 
 
+# --- the API rules -----------------------------------------------------------------------------------------
+
+def test_modality_names_the_input_and_the_result_filter_is_result_modality(space: AnchorSpace, tmp_path: Path) -> None:
+    picture = tmp_path / "red.png"
+    colour_image((220, 20, 20)).save(picture)
+    index = Index(space)
+    index.add(["a red truck", "a cat on a sofa"])
+    index.add(str(picture), modality="image")  # the input's modality
+    assert index.entry(str(picture)).modality == bind.Modality.IMAGE
+    truck = space.embed("a red truck")
+    with pytest.raises(bind.ConfigError) as info:
+        index.search("a red truck", modality="image")
+    assert "was the result filter: use result_modality=" in str(info.value)
+    assert "the query's own modality is query_modality=" in str(info.value)
+    with pytest.raises(bind.ConfigError, match="was the result filter: use result_modality="):
+        index.search_vectors(truck, modality="image")
+    with pytest.raises(TypeError):
+        index.search("a red truck", 5, "image")  # keyword-only, never a positional filter
+    assert [h.id for h in index.search("a red truck", result_modality="image")] == [str(picture)]
+    assert [h.id for h in index.search_vectors(truck, result_modality=["image"])[0]] == [str(picture)]
+    assert {h.id for h in index.search("a red truck", result_modality=["text", "image"])} == {"0", "1", str(picture)}
+
+    # query_modality: the query's own modality, for a query that could be two things (bytes of no known format)
+    tiff = io.BytesIO()
+    colour_image((220, 20, 20)).save(tiff, format="TIFF")
+    with pytest.raises(InputError, match="pass modality"):
+        index.search(tiff.getvalue())  # no guess
+    hit = index.search(tiff.getvalue(), k=1, query_modality="image")[0]
+    assert hit.id == str(picture) and hit.score == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(ConfigError, match="query_modality applies to query"):
+        index.search(compose=[("a cat", 1.0)], query_modality="text")
+
+
+def test_add_returns_like_embed(space: AnchorSpace, monkeypatch: pytest.MonkeyPatch) -> None:
+    index = Index(space)
+    assert index.add("one sentence") == "0"  # one item: its id
+    assert index.add(["two", "three"]) == ["1", "2"]  # a list: a list
+    assert index.add(["four"]) == ["3"]
+    assert index.add("five", on_error="skip") == AddResult(["4"], [])  # skip: an AddResult for one item too
+    bad = index.add("", on_error="skip")
+    assert bad.ids == [] and [f.index for f in bad.failures] == [0]
+    many = index.add(["six", ""], on_error="skip")
+    assert many.ids == ["5"] and [f.index for f in many.failures] == [1]
+    with pytest.raises(ConfigError, match="on_error must be 'raise' or 'skip'"):
+        index.add("seven", on_error="ignore")
+    assert len(index) == 6
+
+    seen: list[tuple[bool, int | None]] = []
+    embed = AnchorSpace.embed
+
+    def spy(self: AnchorSpace, *args: object, **kwargs: object) -> object:
+        seen.append((kwargs["progress"], kwargs["num_workers"]))  # type: ignore[arg-type]
+        return embed(self, *args, **kwargs)
+
+    monkeypatch.setattr(AnchorSpace, "embed", spy)
+    index.add("seven")
+    index.add(["eight"], progress=True, num_workers=0)
+    assert seen == [(False, None), (True, 0)]
+
+
+def test_a_bad_modality_name_is_a_config_error(space: AnchorSpace) -> None:
+    index = Index(space)
+    index.add("a red truck", ids="truck")
+    vector = np.ones(DIM, np.float32)
+    calls = [lambda: index.add("more", modality="sound"), lambda: index.update("truck", "x", modality="sound"),
+             lambda: index.add_vectors(vector, ["v"], "sound"), lambda: index.search("x", result_modality="sound"),
+             lambda: index.search("x", query_modality="sound"),
+             lambda: index.search_vectors(vector, result_modality=["text", "sound"])]
+    for call in calls:
+        with pytest.raises(bind.ConfigError, match="unknown modality 'sound'"):
+            call()
+    assert index.ids == ["truck"] and index.entry("truck").modality == bind.Modality.TEXT
+
+
 # --- persistence --------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("backend,dtype", [("exact", "float32"), pytest.param("faiss-ivf", "float16", marks=needs_faiss),
@@ -306,10 +384,10 @@ def test_save_load_round_trip(space: AnchorSpace, tmp_path: Path, backend: str, 
     mods = ["image" if i % 10 == 0 else "text" for i in range(2000)]
     index = filled(space, x, mods, backend=backend, dtype=dtype)
     index.add("a sentence about a lighthouse", ids="lighthouse", metadata={"lang": "en"})
-    assert index.add("a sentence with an automatic id") == ["0"]
+    assert index.add("a sentence with an automatic id") == "0"  # one item: its id
     index.remove(["v3"])
     q = clustered(rng, 10)
-    before = index.search(q, k=10, modality="text")
+    before = index.search(q, k=10, result_modality="text")
     version = index.save(tmp_path / "idx")
     assert sorted(p.name for p in (tmp_path / "idx").iterdir()) == ["CURRENT", version.name]
     assert {"manifest.json", "vectors.npy", "records.jsonl", "space"} <= {p.name for p in version.iterdir()}
@@ -318,11 +396,11 @@ def test_save_load_round_trip(space: AnchorSpace, tmp_path: Path, backend: str, 
     for loaded in (Index.load(tmp_path / "idx", space), Index.load(tmp_path / "idx"), Index.load(tmp_path / "idx", mmap=True)):
         assert loaded.backend == backend and loaded.dtype == index.dtype and len(loaded) == len(index)
         assert loaded.identity == space.identity
-        assert [hit_pairs(r) for r in loaded.search(q, k=10, modality="text")] == [hit_pairs(r) for r in before]
+        assert [hit_pairs(r) for r in loaded.search(q, k=10, result_modality="text")] == [hit_pairs(r) for r in before]
         assert loaded.entry("lighthouse").metadata == {"lang": "en"} and "v3" not in loaded
         assert_hits_close(loaded.search("a lighthouse by the sea", k=3), index.search("a lighthouse by the sea", k=3))
-    assert loaded.add("a second sentence") == ["1"]  # a loaded (memory-mapped) index grows like any other
-    assert loaded.add("a third sentence") == ["2"]
+    assert loaded.add("a second sentence") == "1"  # a loaded (memory-mapped) index grows like any other
+    assert loaded.add(["a third sentence"]) == ["2"]
     second = loaded.save(tmp_path / "idx")
     assert sorted(p.name for p in (tmp_path / "idx").iterdir()) == ["CURRENT", second.name]
     assert len(Index.load(tmp_path / "idx", space)) == len(index) + 2
@@ -341,6 +419,56 @@ def test_loading_with_another_space_is_refused(space: AnchorSpace, text_space: A
     (tmp_path / "notes" / "todo.txt").write_text("mine")
     with pytest.raises(ConfigError, match="not a bind index"):
         index.save(tmp_path / "notes")  # never overwrites a folder that is not an index
+
+
+def test_saved_indexes_name_modalities_and_codes_stay_in_memory(space: AnchorSpace, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    picture = tmp_path / "red.png"
+    colour_image((220, 20, 20)).save(picture)
+    index = Index(space)
+    index.add(["a red truck", str(picture)])
+    version = index.save(tmp_path / "idx")
+    records = [json.loads(line) for line in (version / "records.jsonl").read_text().splitlines()]
+    assert [r["modality"] for r in records] == ["text", "image"]
+    monkeypatch.setattr(index_core, "_CODES", tuple(reversed(bind.Modality)))  # another in-memory numbering
+    loaded = Index.load(tmp_path / "idx", space)
+    assert [loaded.entry(i).modality for i in ("0", str(picture))] == [bind.Modality.TEXT, bind.Modality.IMAGE]
+    assert [h.id for h in loaded.search("a red truck", result_modality="image")] == [str(picture)]
+    loaded.save(tmp_path / "idx")
+    monkeypatch.undo()
+    again = Index.load(tmp_path / "idx", space)
+    assert [again.entry(i).modality for i in ("0", str(picture))] == [bind.Modality.TEXT, bind.Modality.IMAGE]
+
+
+def test_indexes_are_saved_with_the_shared_format_version(text_space: AnchorSpace, tmp_path: Path) -> None:
+    index = Index(text_space)
+    index.add(["one sentence", "another sentence"])
+    manifest_path = index.save(tmp_path / "idx") / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["format"] == "bind-index" and manifest["format_version"] == versions.FORMAT_VERSION
+    assert not hasattr(index_core, "FORMAT_VERSION")  # one version for everything bind saves
+
+    manifest_path.write_text(json.dumps({**manifest, "format_version": 99}))
+    with pytest.raises(ConfigError, match="written by a newer bind"):
+        Index.load(tmp_path / "idx")
+    manifest_path.write_text(json.dumps({**manifest, "format": "bind-space"}))
+    with pytest.raises(ConfigError, match="not a bind index"):
+        Index.load(tmp_path / "idx")
+    manifest_path.write_text(json.dumps({k: v for k, v in manifest.items() if k != "format_version"}))
+    with pytest.raises(ConfigError, match="no format_version"):
+        Index.load(tmp_path / "idx")
+
+
+def test_an_index_of_format_version_1_is_upgraded_when_saved_again(tmp_path: Path) -> None:
+    old = Path(__file__).with_name("fixtures") / "index_format1"
+    shutil.copytree(old, tmp_path / "idx")
+    index = Index.load(tmp_path / "idx")
+    before = hit_pairs(index.search("a photo of a tabby cat", k=5))
+    version = index.save(tmp_path / "idx")
+    assert json.loads((version / "manifest.json").read_text())["format_version"] == versions.FORMAT_VERSION
+    [old_version] = [p for p in old.iterdir() if p.is_dir()]
+    assert (version / "records.jsonl").read_text() == (old_version / "records.jsonl").read_text()
+    assert hit_pairs(Index.load(tmp_path / "idx").search("a photo of a tabby cat", k=5)) == before
 
 
 def test_failed_save_leaves_previous_index(space: AnchorSpace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -59,8 +59,23 @@ def test_search_table_and_filters(corpus, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:4] == ["rank", "score", "modality", "id"]
     assert lines[1].split()[3] == "sub/rain.txt" and len(lines) == 4
-    assert main(["search", str(out), "a dog", "--modality", "image", "--json"]) == 0
+    assert main(["search", str(out), "a dog", "--result-modality", "image", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
+    assert main(["search", str(out), "a dog", "--result-modality", "image", "--result-modality", "text", "-k", "1",
+                 "--json"]) == 0
+    assert [h["id"] for h in json.loads(capsys.readouterr().out)] == ["dog.txt"]
+
+
+def test_search_modality_flag_is_refused_naming_result_modality(capsys):
+    with pytest.raises(SystemExit) as exit_:  # refused while parsing: before any index is read
+        main(["search", "IDX", "a dog", "--modality", "image"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "bind search: error: --modality was the result filter" in err
+    assert "use --result-modality M" in err
+    with pytest.raises(SystemExit):
+        main(["search", "--help"])
+    usage = capsys.readouterr().out
+    assert "--result-modality M" in usage and "--modality" not in usage.replace("--result-modality", "")
 
 
 def test_search_errors(corpus, tmp_path, capsys):

@@ -68,7 +68,7 @@ class DemoApp:
         if not modalities:
             return "", _error("select at least one result modality")
         try:
-            hits = self.index.search(query, k=max(1, int(k)), modality=modalities, query_modality=kind)
+            hits = self.index.search(query, k=max(1, int(k)), result_modality=modalities, query_modality=kind)
         except BindError as exc:
             return "", _error(f"could not search with {described}: {getattr(exc, 'reason', exc)}")
         table = rows(hits, self.by_path)  # type: ignore[arg-type]

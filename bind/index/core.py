@@ -24,8 +24,9 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError, InputError
-from ..experts.api import EmbedResult, as_items
+from ..experts.api import EmbedResult, as_items, check_on_error
 from ..experts.modality import Modality, infer_modality
+from ..io import versions
 from . import storage
 from .ann import Ann, check_options, faiss_available, import_faiss
 from .exact import topk
@@ -41,8 +42,9 @@ AUTO_THRESHOLD = 1_000_000
 AUTO_KIND = "ivf"
 COMPACT_SHARE = 0.25
 FORMAT = "bind-index"
-FORMAT_VERSION = 1
-MODALITIES = list(Modality)
+# Each slot's modality as a small code (its position here), in memory only: saved indexes name modalities
+# ("modality" in records.jsonl), so codes never reach the disk and a new Modality cannot shift them.
+_CODES = tuple(Modality)
 _DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
 
@@ -68,7 +70,7 @@ class Entry:
 
 @dataclasses.dataclass
 class AddResult:
-    """What ``add(..., on_error="skip")`` returns: the ids added and the items that failed."""
+    """What ``add(..., on_error="skip")`` returns, for one item or many: the ids added and the items that failed."""
 
     ids: list[str]
     failures: list[InputError]
@@ -94,12 +96,23 @@ def _is_path(item: Any) -> bool:
     return isinstance(item, os.PathLike) or (isinstance(item, str) and len(item) < 4096 and os.path.isfile(item))
 
 
-def _modalities(value: str | Modality | Iterable[str | Modality]) -> set[int]:
+def _codes_of(value: str | Modality | Iterable[str | Modality]) -> set[int]:
+    """The codes of a result filter: a modality or several (a bad name raises ConfigError)."""
     values = [value] if isinstance(value, (str, Modality)) else list(value)
-    try:
-        return {MODALITIES.index(Modality.parse(v)) for v in values}
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    return {_CODES.index(Modality.parse(v)) for v in values}
+
+
+def _refuse_modality(method: str, modality: Any, query_note: str) -> None:
+    """``modality`` always names the input's modality; Index's result filter is ``result_modality``."""
+    if modality is not None:
+        raise ConfigError(f"Index.{method}(modality=...) was the result filter: use result_modality=...; "
+                          f"{query_note}")
+
+
+@versions.migration("index", 1)
+def _index_from_version_1(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 manifests (and records, which name modalities) already have today's layout: unchanged."""
+    return manifest
 
 
 class Index:
@@ -109,7 +122,7 @@ class Index:
 
         index = bind.Index(space)
         index.add(["photos/cat.jpg", "a dog barking"], metadata=[{"src": "a"}, {"src": "b"}])
-        index.search("a cat", k=5, modality="image")      # -> [Hit(id, score, modality, metadata), ...]
+        index.search("a cat", k=5, result_modality="image")   # -> [Hit(id, score, modality, metadata), ...]
         index.save("my.index");  bind.Index.load("my.index")
 
     ``backend``: ``"auto"`` (exact below :data:`AUTO_THRESHOLD` items, then IVF), ``"exact"``,
@@ -170,7 +183,7 @@ class Index:
         """The stored item ``item_id`` (KeyError when absent)."""
         slot = self._find(item_id)
         vector = torch.from_numpy(np.array(self._vectors[slot], dtype=np.float32))
-        return Entry(item_id, MODALITIES[self._codes[slot]], dict(self._metadata[slot] or {}), vector)
+        return Entry(item_id, _CODES[self._codes[slot]], dict(self._metadata[slot] or {}), vector)
 
     def _find(self, item_id: str) -> int:
         try:
@@ -182,29 +195,32 @@ class Index:
     def add(self, items: Any, ids: str | Sequence[str] | None = None, modality: str | Modality | None = None,
             metadata: dict[str, Any] | Sequence[dict[str, Any]] | None = None, *,
             on_error: Literal["raise", "skip"] = "raise", batch_size: int = 32, progress: bool = False,
-            sample_rate: int | None = None) -> list[str] | AddResult:
+            num_workers: int | None = None, sample_rate: int | None = None) -> str | list[str] | AddResult:
         """Embed ``items`` (paths or in-memory items, of one or several modalities) and store them.
 
-        ``ids``: one per item, new to the index (default: a file's path, else the next free number).
-        ``modality``: of every item (inferred per item when None). ``metadata``: a dict per item (JSON-able);
-        items given as file paths get ``metadata["path"]``. Returns the ids added, or with
-        ``on_error="skip"`` an :class:`AddResult` that also lists the items that failed (nothing is added
-        for them). With ``on_error="raise"`` a bad item raises InputError and nothing is added.
+        ``items``: one item or a list (as for :func:`bind.embed`). ``ids``: one per item, new to the index
+        (default: a file's path, else the next free number). ``modality``: the inputs' modality (inferred
+        per item when None). ``metadata``: a dict per item (JSON-able); items given as file paths get
+        ``metadata["path"]``. Returns the id (one item) or the ids (a list) added; with ``on_error="skip"``
+        an :class:`AddResult` that also lists the items that failed (nothing is added for them). With
+        ``on_error="raise"`` a bad item raises InputError and nothing is added. ``progress``/``num_workers``
+        go to ``space.embed``.
         """
-        if on_error not in ("raise", "skip"):
-            raise ConfigError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        check_on_error(on_error)
         items, single = as_items(items)
         item_ids = self._new_ids(items, ids, single)
         metas = self._metadata_list(items, item_ids, metadata, single)
         wanted = Modality.parse(modality) if modality is not None else None
         result = self.space.embed(items, wanted, batch_size=batch_size, on_error=on_error, progress=progress,
-                                  sample_rate=sample_rate)
+                                  num_workers=num_workers, sample_rate=sample_rate)
         if not isinstance(result, EmbedResult):  # on_error="raise" and every item embedded
             result = EmbedResult(result.reshape(len(items), self.dim), list(range(len(items))), [])
         modalities = [wanted or self._modality_of(items[i], sample_rate) for i in result.indices]
         kept = [item_ids[i] for i in result.indices]
         self._append(kept, result.embeddings, modalities, [metas[i] for i in result.indices])
-        return kept if on_error == "raise" else AddResult(kept, result.failures)
+        if on_error == "skip":
+            return AddResult(kept, result.failures)
+        return kept[0] if single else kept
 
     def add_vectors(self, vectors: Any, ids: Sequence[str], modality: str | Modality | Sequence[str | Modality],
                     metadata: Sequence[dict[str, Any]] | None = None) -> None:
@@ -311,7 +327,7 @@ class Index:
         self._reserve(start + count)
         self._vectors[start : start + count] = matrix.numpy()
         self._alive[start : start + count] = True
-        self._codes[start : start + count] = [MODALITIES.index(m) for m in modalities]
+        self._codes[start : start + count] = [_CODES.index(m) for m in modalities]
         self._ids.extend(ids)
         self._metadata.extend(metadata)
         self._sources.extend(sources or [None] * count)
@@ -352,32 +368,42 @@ class Index:
         self._ann = None  # slot numbers changed: rebuilt at the next search
 
     # --- search ------------------------------------------------------------------------------------------
-    def search(self, query: Any = None, k: int = 10, *, modality: str | Modality | Iterable[str | Modality] | None = None,
+    def search(self, query: Any = None, k: int = 10, *,
+               result_modality: str | Modality | Iterable[str | Modality] | None = None,
                query_modality: str | Modality | None = None, compose: Sequence[tuple[Any, ...]] | None = None,
-               batch_size: int = 32, sample_rate: int | None = None) -> list[Hit] | list[list[Hit]]:
+               batch_size: int = 32, sample_rate: int | None = None,
+               modality: Any = None) -> list[Hit] | list[list[Hit]]:
         """The ``k`` stored items closest to a query, best first.
 
         ``query``: one item of any modality of the space (text, path, image, ...), a list of them (a batch:
-        returns one list of hits per query), or raw vectors (a float tensor/array ``[dim]`` or ``[q, dim]``;
-        pass ``query_modality`` to embed an array instead). ``compose``: instead of ``query``, weighted terms
-        ``[(item, weight), ...]`` combined by ``space.compose`` into one query. ``modality``: only return
-        items of this modality (or these modalities); still ``k`` hits when that many exist.
+        returns one list of hits per query), or raw vectors (a float tensor/array ``[dim]`` or ``[q, dim]``).
+        ``query_modality``: the query's modality, for a query that could be two things (a 1-D audio array,
+        bytes); it also makes an array an item to embed rather than a vector. ``compose``: instead of
+        ``query``, weighted terms ``[(item, weight), ...]`` or ``(item, weight, modality)`` combined by
+        ``space.compose`` into one query. ``result_modality``: only return items of this modality (or these
+        modalities); still ``k`` hits when that many exist. ``modality=`` is refused (ConfigError): it
+        names an input's modality everywhere in bind, and here was once the result filter.
         """
+        _refuse_modality("search", modality, "the query's own modality is query_modality=...")
         if not isinstance(k, int) or k < 1:
             raise ConfigError(f"k must be a positive integer, got {k!r}")
+        wanted = Modality.parse(query_modality) if query_modality is not None else None
         if compose is not None:
             if query is not None:
                 raise ConfigError("pass a query or compose=[(item, weight), ...], not both")
+            if wanted is not None:
+                raise ConfigError("query_modality applies to query=...; give a compose term its modality as "
+                                  "(item, weight, modality)")
             vectors, single = self.space.compose(compose, batch_size=batch_size, sample_rate=sample_rate)[None], True
         elif query is None:
             raise ConfigError("search needs a query (an item, a list of items or vectors) or compose=...")
-        elif query_modality is None and self._vector_query(query):
+        elif wanted is None and self._vector_query(query):
             single = not isinstance(query, (list, tuple)) and np.ndim(query) == 1
             vectors = query
         else:
             items, single = as_items(query)
-            vectors = self.space.embed(items, query_modality, batch_size=batch_size, sample_rate=sample_rate)
-        hits = self.search_vectors(vectors, k, modality=modality)
+            vectors = self.space.embed(items, wanted, batch_size=batch_size, sample_rate=sample_rate)
+        hits = self.search_vectors(vectors, k, result_modality=result_modality)
         return hits[0] if single else hits
 
     def _vector_query(self, query: Any) -> bool:
@@ -406,13 +432,16 @@ class Index:
         return F.normalize(matrix, dim=1)
 
     def search_vectors(self, vectors: Any, k: int = 10, *,
-                       modality: str | Modality | Iterable[str | Modality] | None = None) -> list[list[Hit]]:
-        """Top-``k`` hits for each query vector (``[dim]`` or ``[q, dim]``, normalised here)."""
+                       result_modality: str | Modality | Iterable[str | Modality] | None = None,
+                       modality: Any = None) -> list[list[Hit]]:
+        """Top-``k`` hits for each query vector (``[dim]`` or ``[q, dim]``, normalised here), only of
+        ``result_modality`` (a modality or several) when given; ``modality=`` is refused (ConfigError)."""
+        _refuse_modality("search_vectors", modality, "query vectors have no modality")
         queries = self._query_matrix(vectors)
         slots = len(self._ids)
         allowed = None
-        if modality is not None:
-            allowed = self._alive[:slots] & np.isin(self._codes[:slots], list(_modalities(modality)))
+        if result_modality is not None:
+            allowed = self._alive[:slots] & np.isin(self._codes[:slots], list(_codes_of(result_modality)))
         elif len(self._slot) < slots:
             allowed = self._alive[:slots]
         ann = self._sync_ann()
@@ -429,7 +458,7 @@ class Index:
             if len(short):  # a filter the ANN probes could not satisfy: exact search over the allowed rows
                 exact_scores, exact_rows = topk(queries[short], matrix, want, mask)
                 scores[short], rows[short] = exact_scores.numpy(), exact_rows.numpy()
-        return [[Hit(self._ids[r], float(s), MODALITIES[self._codes[r]], dict(self._metadata[r] or {}))  # type: ignore[arg-type]
+        return [[Hit(self._ids[r], float(s), _CODES[self._codes[r]], dict(self._metadata[r] or {}))  # type: ignore[arg-type]
                  for s, r in zip(score_row, row) if r >= 0] for score_row, row in zip(scores, rows)]
 
     def _ann_kind(self) -> str | None:
@@ -507,14 +536,14 @@ class Index:
                 continue
             source = {"root": str(root), "prefix": prefix, "path": entry.relative, "mtime_ns": entry.mtime_ns,
                       "size": entry.size, "sha256": digest}
-            if old and old["sha256"] == digest and slot is not None and MODALITIES[self._codes[slot]] == entry.modality:
+            if old and old["sha256"] == digest and slot is not None and _CODES[self._codes[slot]] == entry.modality:
                 self._sources[slot] = source  # touched, same content
                 report.unchanged += 1
                 continue
             todo.append((entry, item_id, source))
         groups: dict[tuple[str, int], list[tuple[FileEntry, str, dict[str, Any]]]] = {}
         for task in todo:
-            groups.setdefault((task[2]["sha256"], MODALITIES.index(task[0].modality)), []).append(task)
+            groups.setdefault((task[2]["sha256"], _CODES.index(task[0].modality)), []).append(task)
         slots = {(src["sha256"], int(self._codes[s])): s for s in self._slot.values()
                  if (src := self._sources[s]) is not None}
         known = {key: torch.from_numpy(self._vectors[slots[key]].astype(np.float32)) for key in groups if key in slots}
@@ -597,13 +626,13 @@ class Index:
         ann = self._sync_ann()
         slots = len(self._ids)
         manifest = {
-            "format": FORMAT, "format_version": FORMAT_VERSION, "bind_version": __version__,
+            "format": FORMAT, "format_version": versions.FORMAT_VERSION, "bind_version": __version__,
             "space_identity": self.identity, "dim": self.dim, "dtype": str(self.dtype).removeprefix("torch."),
             "backend": self.backend, "options": self.options, "slots": slots, "count": len(self),
             "next_auto_id": self._next_auto,
             "ann": None if ann is None else {"kind": ann.kind, "options": ann.options, "trained_on": ann.trained_on},
         }
-        records = (None if item_id is None else {"id": item_id, "modality": MODALITIES[self._codes[i]].value,
+        records = (None if item_id is None else {"id": item_id, "modality": _CODES[self._codes[i]].value,
                                                  "metadata": self._metadata[i], "source": self._sources[i]}
                    for i, item_id in enumerate(self._ids))
 
@@ -630,8 +659,9 @@ class Index:
             manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise ConfigError(f"index {directory} is damaged: manifest.json unreadable ({exc})") from None
-        if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
-            raise ConfigError(f"{directory} is not a bind index of format version {FORMAT_VERSION}")
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            raise ConfigError(f"{directory} is not a bind index (manifest.json names no format {FORMAT!r})")
+        manifest = versions.upgrade("index", manifest, directory)
         stored = manifest["space_identity"]
         if space is None:
             from ..spaces.persist import load_space
@@ -654,7 +684,7 @@ class Index:
                               f"{len(records)} records, manifest says {slots} x {index.dim} {manifest['dtype']}")
         index._vectors = vectors
         index._alive = np.array([r is not None for r in records], bool)
-        index._codes = np.array([MODALITIES.index(Modality(r["modality"])) if r else 0 for r in records], np.int8)
+        index._codes = np.array([_CODES.index(Modality.parse(r["modality"])) if r else 0 for r in records], np.int8)
         index._ids = [r["id"] if r else None for r in records]
         index._metadata = [r["metadata"] if r else None for r in records]
         index._sources = [r.get("source") if r else None for r in records]
