@@ -6,9 +6,11 @@ Counted, not timed, through the packaged ``lite`` space: its image path reads Ef
 from __future__ import annotations
 
 import collections
+import tempfile
 from collections.abc import Iterator
 
 import pytest
+import torch
 
 import bind
 from bind.assets import assets_dir
@@ -16,6 +18,7 @@ from bind.experts.backends import packaged, point_views
 from bind.experts.pool import POOL, EncoderPool
 from bind.io import image as image_io
 from bind.io import video as video_io
+from bind.spaces import fusion
 
 IMAGE = assets_dir() / "images" / "cat.jpg"
 VIDEO = assets_dir() / "video" / "rocket_pan.mp4"  # no sound track
@@ -35,6 +38,7 @@ def counts(monkeypatch: pytest.MonkeyPatch) -> Iterator[collections.Counter]:
 
     monkeypatch.setattr(image_io.ImagePreprocessor, "decode", staticmethod(counted("image decode", image_io.load_image)))
     monkeypatch.setattr(video_io, "read_frames", counted("video decode", video_io.read_frames))
+    monkeypatch.setattr(fusion, "read_frames_and_track", counted("video decode", fusion.read_frames_and_track))
     monkeypatch.setattr(point_views, "load_points", counted("3D decode", point_views.load_points))
     real_init = packaged.EfficientNetLite.__init__
     monkeypatch.setattr(packaged.EfficientNetLite, "__init__", counted("EfficientNet built", real_init))
@@ -85,3 +89,25 @@ def test_the_pool_is_bounded_and_keyed_by_device() -> None:
     assert pool.built == 3
     with pytest.raises(bind.ConfigError, match="unknown device"):
         pool.get("minilm-l6.text", device="gpu")
+
+
+SOUND_VIDEO = assets_dir() / "video" / "alarm_clock_ticking.mp4"
+
+
+def test_one_video_with_sound_is_one_container_open(lite, monkeypatch) -> None:
+    opened: collections.Counter = collections.Counter()
+    real_open, real_decord = video_io._open_av, video_io._read_decord
+    monkeypatch.setattr(video_io, "_open_av", lambda item, source: opened.update(["pyav"]) or real_open(item, source))
+    monkeypatch.setattr(video_io, "_read_decord", lambda path, count: opened.update(["decord"]) or real_decord(path, count))
+    fused = lite.embed(SOUND_VIDEO)
+    assert sum(opened.values()) == 1, opened  # frames and sound track from one pass over one container
+    assert not torch.allclose(fused, lite.with_audio_weight(0.0).embed(SOUND_VIDEO), atol=1e-3)  # the sound is in
+
+
+def test_long_sound_tracks_stream_to_a_temporary_file_in_the_same_pass(lite, monkeypatch, tmp_path) -> None:
+    in_memory = lite.embed(SOUND_VIDEO)
+    monkeypatch.setattr(fusion, "LONG_TRACK_SECONDS", 0.1)  # the asset's track counts as long
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    streamed = lite.embed(SOUND_VIDEO)
+    assert torch.allclose(streamed, in_memory, atol=1e-3)  # the same track, via 24-bit FLAC
+    assert list(tmp_path.iterdir()) == []  # the temporary tracks are gone

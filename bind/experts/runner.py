@@ -8,11 +8,15 @@ For one call (items of one modality and the expert cards wanted of them) the run
   ``decode``, ``transform``; e.g. every image expert) share one decoded item;
 - decodes in DataLoader workers (overlapping decoding with compute), batches text by length, and returns
   rows in input order with every bad item reported as an :class:`~bind.errors.InputError`.
+
+A caller may replace the decoder of one kind of decoding (``decoders``, keyed by the first element of a
+``decode_key``) with one that returns :class:`Decoded`: the value the experts need plus by-products of the
+same pass (e.g. a video's sound track, read from the container the frames come from), handed back per item.
 """
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Callable
 
 import torch
@@ -36,6 +40,14 @@ class EmbedResult:
         return len(self.indices)
 
 
+@dataclasses.dataclass
+class Decoded:
+    """What a replacement decoder returns: the decoded ``value`` and by-products of the same pass."""
+
+    value: Any
+    extras: dict[str, Any]
+
+
 @dataclasses.dataclass(frozen=True)
 class Wanted:
     """One expert output wanted of every item: its card, the network instance that runs it, its head."""
@@ -50,41 +62,53 @@ def default_workers(modality: Modality, count: int, batch_size: int) -> int:
     return 0 if modality == Modality.TEXT or count <= batch_size else 1
 
 
-def preprocess(preprocessor: Callable[[Any], Any], item: Any, decoded: dict[Any, Any]) -> Any:
-    """``preprocessor(item)``, reusing a decoding another preprocessor of the same kind already did."""
+def preprocess(preprocessor: Callable[[Any], Any], item: Any, decoded: dict[Any, Any],
+               decoders: Mapping[str, Callable[..., Decoded | None]]) -> Any:
+    """``preprocessor(item)``, reusing a decoding another preprocessor of the same kind already did.
+
+    A decoder of ``decoders`` replaces the preprocessor's own for its kind (``decode_key[0]``; it is called
+    with the item and the rest of the key, and may return None to leave the item to the own decoder).
+    """
     key = getattr(preprocessor, "decode_key", None)
     if key is None:
         return preprocessor(item)
     if key not in decoded:
+        kind, *args = key if isinstance(key, tuple) else (key,)
         try:
-            decoded[key] = preprocessor.decode(item)  # type: ignore[attr-defined]
+            replaced = decoders[kind](item, *args) if kind in decoders else None
+            decoded[key] = replaced if replaced is not None else preprocessor.decode(item)  # type: ignore[attr-defined]
         except Exception as exc:  # noqa: BLE001 - re-raised for every preprocessor sharing it
             decoded[key] = exc
-    if isinstance(decoded[key], Exception):
-        raise decoded[key]
-    return preprocessor.transform(decoded[key])  # type: ignore[attr-defined]
+    value = decoded[key]
+    if isinstance(value, Exception):
+        raise value
+    return preprocessor.transform(value.value if isinstance(value, Decoded) else value)  # type: ignore[attr-defined]
+
+
+Row = tuple[int, list[Any], list[InputError | None], dict[str, Any]]
 
 
 class _Items(Dataset):
-    """Item -> one sample per network (or its failure), the item decoded once."""
+    """Item -> one sample per network (or its failure), the item decoded once, and decoding by-products."""
 
-    def __init__(self, items: Sequence[Any], preprocessors: Sequence[Callable[[Any], Any]], order: Sequence[int]) -> None:
-        self.items, self.preprocessors, self.order = items, preprocessors, order
+    def __init__(self, items: Sequence[Any], preprocessors: Sequence[Callable[[Any], Any]], order: Sequence[int],
+                 decoders: Mapping[str, Callable[..., Decoded | None]]) -> None:
+        self.items, self.preprocessors, self.order, self.decoders = items, preprocessors, order, decoders
 
     def __len__(self) -> int:
         return len(self.order)
 
-    def __getitem__(self, position: int) -> tuple[int, list[Any], list[InputError | None]]:
+    def __getitem__(self, position: int) -> Row:
         index = self.order[position]
         item = self.items[index]
         if isinstance(item, InputError):
-            return index, [None] * len(self.preprocessors), [item] * len(self.preprocessors)
+            return index, [None] * len(self.preprocessors), [item] * len(self.preprocessors), {}
         decoded: dict[Any, Any] = {}
         samples: list[Any] = []
         errors: list[InputError | None] = []
         for preprocessor in self.preprocessors:
             try:
-                samples.append(preprocess(preprocessor, item, decoded))
+                samples.append(preprocess(preprocessor, item, decoded, self.decoders))
                 errors.append(None)
             except InputError as exc:
                 samples.append(None)
@@ -92,22 +116,23 @@ class _Items(Dataset):
             except Exception as exc:  # noqa: BLE001 - decoders raise their own types for corrupt data
                 samples.append(None)
                 errors.append(InputError(item, f"{type(exc).__name__}: {exc}", index))
-        return index, samples, errors
+        extras = {k: v for d in decoded.values() if isinstance(d, Decoded) for k, v in d.extras.items()}
+        return index, samples, errors, extras
 
 
 class _Collate:
-    """Rows -> per network: the good items' positions, their batch, the failures."""
+    """Rows -> per network: the good items' positions, their batch, the failures; and each item's by-products."""
 
     def __init__(self, collates: Sequence[Callable[[list[Any]], Any]]) -> None:
         self.collates = collates
 
-    def __call__(self, rows: list[tuple[int, list[Any], list[InputError | None]]]) -> list[tuple[list[int], Any, list[InputError]]]:
+    def __call__(self, rows: list[Row]) -> tuple[list[tuple[list[int], Any, list[InputError]]], dict[int, dict[str, Any]]]:
         out = []
         for network, collate in enumerate(self.collates):
-            good = [(index, samples[network]) for index, samples, errors in rows if errors[network] is None]
-            failures = [errors[network] for _, _, errors in rows if errors[network] is not None]
+            good = [(index, samples[network]) for index, samples, errors, _ in rows if errors[network] is None]
+            failures = [errors[network] for _, _, errors, _ in rows if errors[network] is not None]
             out.append(([i for i, _ in good], collate([s for _, s in good]) if good else None, failures))
-        return out
+        return out, {index: extras for index, _, _, extras in rows if extras}
 
 
 def _one_thread_worker(_: int) -> None:
@@ -115,11 +140,14 @@ def _one_thread_worker(_: int) -> None:
 
 
 def run(items: list[Any], wanted: Sequence[Wanted], *, modality: Modality, batch_size: int = 32,
-        progress: bool = False, num_workers: int | None = None, on_error: str = "skip") -> list[EmbedResult]:
+        progress: bool = False, num_workers: int | None = None, on_error: str = "skip",
+        decoders: Mapping[str, Callable[..., Decoded | None]] | None = None,
+        extras: dict[int, dict[str, Any]] | None = None) -> list[EmbedResult]:
     """Raw outputs of every ``wanted`` expert for ``items`` (one EmbedResult each, in order).
 
     ``items`` may hold InputErrors (items already known to be bad). With ``on_error="raise"`` the first
-    failure is raised.
+    failure is raised. ``decoders`` replace decoders by kind; their by-products go into ``extras`` (input
+    position -> {name: value}).
     """
     networks: list[Encoder] = []
     for want in wanted:
@@ -133,7 +161,7 @@ def run(items: list[Any], wanted: Sequence[Wanted], *, modality: Modality, batch
         order = list(range(len(items)))
     if num_workers is None:
         num_workers = default_workers(modality, len(items), batch_size)
-    loader = DataLoader(_Items(items, [n.preprocessor() for n in networks], order), batch_size=batch_size,
+    loader = DataLoader(_Items(items, [n.preprocessor() for n in networks], order, decoders or {}), batch_size=batch_size,
                         num_workers=num_workers, collate_fn=_Collate([n.collate for n in networks]),
                         worker_init_fn=_one_thread_worker if num_workers else None,
                         prefetch_factor=4 if num_workers else None, persistent_workers=False)
@@ -146,7 +174,9 @@ def run(items: list[Any], wanted: Sequence[Wanted], *, modality: Modality, batch
         names = ", ".join(sorted({w.card.name for w in wanted}))
         batches = tqdm(loader, desc=f"embed {names}", unit="batch")
     with torch.inference_mode():
-        for parts in batches:
+        for parts, found in batches:
+            if extras is not None:
+                extras.update(found)
             for network, (indices, batch, bad) in enumerate(parts):
                 if bad and on_error == "raise":
                     raise bad[0]

@@ -6,8 +6,12 @@ A ``[T, H, W, 3]`` or ``[T, 3, H, W]`` array (uint8, or floats in [0, 1]) is a v
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, Callable, Literal
 
 import numpy as np
@@ -128,6 +132,67 @@ def _read_pyav(item: Any, source: str | io.BytesIO, count: int) -> np.ndarray:
     return np.stack(frames)
 
 
+class _TrackInMemory:
+    """Collects an audio stream's frames as float32 ``[channels, time]`` at ``rate`` (a Waveform)."""
+
+    def __init__(self, rate: int) -> None:
+        import av
+
+        self.rate = rate
+        self.resampler = av.AudioResampler(format="fltp", rate=rate)
+        self.chunks: list[np.ndarray] = []
+
+    def add(self, frames: Iterable[Any]) -> None:
+        for frame in frames:
+            self.chunks.extend(out.to_ndarray() for out in self.resampler.resample(frame))
+
+    def finish(self) -> Waveform | None:
+        self.chunks.extend(out.to_ndarray() for out in self.resampler.resample(None))
+        if not self.chunks:
+            return None
+        return Waveform(np.concatenate(self.chunks, axis=1).astype(np.float32, copy=False), self.rate)
+
+
+class _TrackToFile:
+    """Streams an audio stream's frames into ``path`` as mono 24-bit FLAC at ``rate`` (never in memory;
+    the file appears whole or not at all). Use as a context manager."""
+
+    def __init__(self, path: str | os.PathLike, rate: int) -> None:
+        import av
+
+        self.path, self.rate = Path(path), rate
+        self.resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> _TrackToFile:
+        import soundfile as sf
+
+        tmp = self._stack.enter_context(atomic_path(self.path))
+        self.out = self._stack.enter_context(sf.SoundFile(str(tmp), "w", samplerate=self.rate, channels=1,
+                                                          format="FLAC", subtype="PCM_24"))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stack.__exit__(*exc)
+
+    def add(self, frames: Iterable[Any]) -> None:
+        for frame in frames:
+            for chunk in self.resampler.resample(frame):
+                self.out.write(chunk.to_ndarray().reshape(-1))
+
+    def finish(self) -> Path:
+        for chunk in self.resampler.resample(None):
+            self.out.write(chunk.to_ndarray().reshape(-1))
+        return self.path
+
+
+def _stream_seconds(container: Any, stream: Any) -> float:
+    """An audio stream's duration from the header (0.0 when the header does not say)."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    return container.duration / 1e6 if container.duration else 0.0
+
+
 def read_audio_track(item: Any, sample_rate: int | None = None) -> Waveform | None:
     """The first audio stream of a video file/bytes as float32 ``[channels, time]`` (PyAV), or None.
 
@@ -139,22 +204,16 @@ def read_audio_track(item: Any, sample_rate: int | None = None) -> Waveform | No
     if isinstance(item, (np.ndarray, torch.Tensor)):
         return None
     source, _ = open_source(item)
-    chunks: list[np.ndarray] = []
     with _open_av(item, source) as container:
         if not container.streams.audio:
             return None
         stream = container.streams.audio[0]
-        rate = int(sample_rate or stream.rate)
-        resampler = av.AudioResampler(format="fltp", rate=rate)
+        track = _TrackInMemory(int(sample_rate or stream.rate))
         try:
-            for frame in container.decode(stream):
-                chunks.extend(out.to_ndarray() for out in resampler.resample(frame))
-            chunks.extend(out.to_ndarray() for out in resampler.resample(None))
+            track.add(container.decode(stream))
         except av.error.FFmpegError as exc:
             raise InputError(item, f"corrupt audio track: {exc}") from None
-    if not chunks:
-        return None
-    return Waveform(np.concatenate(chunks, axis=1).astype(np.float32, copy=False), rate)
+        return track.finish()
 
 
 def audio_track_seconds(item: Any) -> float | None:
@@ -166,10 +225,7 @@ def audio_track_seconds(item: Any) -> float | None:
     with _open_av(item, source) as container:
         if not container.streams.audio:
             return None
-        stream = container.streams.audio[0]
-        if stream.duration is not None and stream.time_base is not None:
-            return float(stream.duration * stream.time_base)
-        return container.duration / 1e6 if container.duration else 0.0
+        return _stream_seconds(container, container.streams.audio[0])
 
 
 def write_audio_track(item: Any, path: str | os.PathLike) -> bool:
@@ -177,25 +233,71 @@ def write_audio_track(item: Any, path: str | os.PathLike) -> bool:
     frame by frame (the track is never held in memory; the file appears whole or not at all); False when
     there is no audio stream."""
     import av
-    import soundfile as sf
 
     source, _ = open_source(item)
     with _open_av(item, source) as container:
         if not container.streams.audio:
             return False
         stream = container.streams.audio[0]
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=stream.rate)
-        with atomic_path(path) as tmp, sf.SoundFile(str(tmp), "w", samplerate=stream.rate, channels=1,
-                                                    format="FLAC", subtype="PCM_24") as out:
+        with _TrackToFile(path, stream.rate) as track:
             try:
-                for frame in container.decode(stream):
-                    for chunk in resampler.resample(frame):
-                        out.write(chunk.to_ndarray().reshape(-1))
-                for chunk in resampler.resample(None):
-                    out.write(chunk.to_ndarray().reshape(-1))
+                track.add(container.decode(stream))
             except av.error.FFmpegError as exc:
                 raise InputError(item, f"corrupt audio track: {exc}") from None
+            track.finish()
     return True
+
+
+def read_frames_and_track(item: Any, count: int, folder: str | os.PathLike,
+                          long_seconds: float) -> tuple[np.ndarray, Waveform | Path | None] | None:
+    """``count`` evenly spaced frames (as :func:`read_frames`) and the first audio stream, from ONE opened
+    container in one pass (PyAV), or None where that cannot be done (arrays, no frame count in the header):
+    then read them apart.
+
+    The track is a Waveform at its own rate, or, when longer than ``long_seconds``, a mono FLAC file
+    streamed into ``folder`` (as :func:`write_audio_track`); None when there is no audio stream.
+    """
+    import av
+
+    if isinstance(item, (np.ndarray, torch.Tensor)):
+        return None
+    source, _ = open_source(item)
+    with _open_av(item, source) as container:
+        if not container.streams.video:
+            kind = " (audio only)" if container.streams.audio else ""
+            raise InputError(item, f"has no video stream{kind}")
+        video = container.streams.video[0]
+        if video.frames == 0:
+            return None
+        wanted = frame_indices(video.frames, count)
+        keep, frames, decoded = set(wanted.tolist()), [], 0
+        audio = container.streams.audio[0] if container.streams.audio else None
+        with contextlib.ExitStack() as stack:
+            track: _TrackInMemory | _TrackToFile | None = None
+            if audio is not None and _stream_seconds(container, audio) > long_seconds:
+                track = stack.enter_context(_TrackToFile(Path(folder) / f"track-{uuid.uuid4().hex}.flac", audio.rate))
+            elif audio is not None:
+                track = _TrackInMemory(audio.rate)
+            for packet in container.demux(*[s for s in (video, audio) if s is not None]):
+                if packet.stream.index == video.index:
+                    if decoded > wanted[-1]:
+                        continue
+                    try:
+                        for frame in packet.decode():
+                            if decoded in keep:
+                                frames.append(frame.to_ndarray(format="rgb24"))
+                            decoded += 1
+                    except av.error.FFmpegError as exc:
+                        raise InputError(item, f"corrupt or truncated video after {decoded} frames: {exc}") from None
+                elif track is not None:
+                    try:
+                        track.add(packet.decode())
+                    except av.error.FFmpegError as exc:
+                        raise InputError(item, f"corrupt audio track: {exc}") from None
+            sound = track.finish() if track is not None else None
+    if len(frames) < len(wanted):
+        raise InputError(item, f"corrupt or truncated video: {decoded} frames decode, the header says {video.frames}")
+    return np.stack(frames), sound
 
 
 class VideoPreprocessor:

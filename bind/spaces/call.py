@@ -8,7 +8,7 @@ run once, however many paths and heads read it. Features are raw (unnormalised) 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -19,7 +19,7 @@ from ..experts.cache import FeatureCache
 from ..experts.cards import EncoderCard
 from ..experts.modality import Modality
 from ..experts.pool import POOL
-from ..experts.runner import Wanted, run
+from ..experts.runner import Decoded, Wanted, run
 from .rows import Rows
 
 
@@ -38,6 +38,8 @@ class Call:
         self.batch_size, self.progress, self.num_workers = batch_size, progress, num_workers
         self.sample_rate, self.device, self.cache = sample_rate, device, cache
         self.planned = list(experts)
+        self.decoders: dict[str, Callable[..., Decoded | None]] = {}  # replacement decoders by kind (runner)
+        self.extras: dict[int, dict[str, Any]] = {}  # their by-products per item (e.g. sound tracks)
         self._features: dict[str, Rows] = {}
 
     def derived(self, items: list[Any], modality: Modality, experts: Sequence[EncoderCard] = ()) -> Call:
@@ -73,7 +75,7 @@ class Call:
                                         num_workers=self.num_workers) for want in wanted]
         else:
             items, _ = check_items(self.items, self.modality, self.sample_rate)
-            results = run(items, wanted, modality=self.modality, batch_size=self.batch_size,
-                          progress=self.progress, num_workers=self.num_workers)
+            results = run(items, wanted, modality=self.modality, batch_size=self.batch_size, progress=self.progress,
+                          num_workers=self.num_workers, decoders=self.decoders, extras=self.extras)
         for want, result in zip(wanted, results):
             self._features[card_key(want.card)] = Rows(result.embeddings, result.indices, result.failures)

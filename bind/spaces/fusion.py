@@ -6,8 +6,12 @@ is embedded as ``z = l2((1 - w) * v + w * a)``: ``v`` the base space's video emb
 are unit vectors of the same space, so the fusion needs no training and works with any pair of paths (it
 is the video expert's own ``audio_encoder`` option, moved after the adapters).
 
-A track longer than ``LONG_TRACK_SECONDS`` (10 min) is streamed to a temporary FLAC file instead of memory,
-so the audio path reads only the windows its expert uses (bounded memory for films). A video gets ``v``
+The frames and the sound track of a video come from one opened container in one pass, in the DataLoader
+worker that decodes the frames (the space's video experts read their frames through the runner's
+"video-frames" decoding, which this fusion replaces for its calls; experts that decode videos their own way,
+and features served from a FeatureCache, get their tracks read apart). A track longer than
+``LONG_TRACK_SECONDS`` (10 min) is streamed to a temporary FLAC file instead of memory, so the audio path
+reads only the windows its expert uses (bounded memory for films). A video gets ``v``
 alone when it has no sound track, when the track is silent, or when the audio path cannot embed it (e.g.
 the space's audio expert is an optional extra that is not installed; a warning gives the reason). A corrupt
 sound track is an :class:`~bind.errors.InputError` of the video, as for the video experts. Every other
@@ -16,6 +20,7 @@ modality passes through the base space unchanged.
 from __future__ import annotations
 
 import copy
+import os
 import tempfile
 import warnings
 from pathlib import Path
@@ -28,8 +33,9 @@ import torch.nn.functional as F
 from ..errors import ConfigError, InputError
 from ..experts.cards import EncoderCard
 from ..experts.modality import Modality
+from ..experts.runner import Decoded
 from ..io.audio import SILENCE_PEAK
-from ..io.video import audio_track_seconds, read_audio_track, write_audio_track
+from ..io.video import audio_track_seconds, read_audio_track, read_frames_and_track, write_audio_track
 from .base import Space, indent
 from .call import Call
 from .lams import check_lam, fmt
@@ -39,8 +45,29 @@ from .rows import Rows
 LONG_TRACK_SECONDS = 600.0  # longer sound tracks go to the audio path as a temporary file, not in memory
 
 
+SOUND_TRACK = "sound track"  # the by-product name of the frames-and-track decoder
+
+
+class FramesAndTrack:
+    """A video's frames and its sound track from one pass over one opened container (picklable: runs in the
+    runner's DataLoader workers); None where that cannot be done, leaving the frames to the usual decoder."""
+
+    def __init__(self, folder: str | os.PathLike, long_seconds: float) -> None:
+        self.folder, self.long_seconds = str(folder), long_seconds
+
+    def __call__(self, item: Any, count: int) -> Decoded | None:
+        read = read_frames_and_track(item, count, self.folder, self.long_seconds)
+        return None if read is None else Decoded(read[0], {SOUND_TRACK: read[1]})
+
+
+def audible(track: Any) -> bool:
+    """Whether a track is worth embedding: a file (a long track), or a waveform that is not silent."""
+    return track is not None and (not hasattr(track, "samples") or float(np.abs(track.samples).max()) >= SILENCE_PEAK)
+
+
 def sound_tracks(items: list[Any], indices: list[int], folder: Path) -> tuple[dict[int, Any], list[InputError]]:
-    """The audible sound track of the videos at ``indices`` (by index), and the videos whose track is corrupt.
+    """The audible sound track of the videos at ``indices`` (by index), read apart from their frames, and
+    the videos whose track is corrupt.
 
     A track is a Waveform in memory, or, when longer than ``LONG_TRACK_SECONDS``, a mono FLAC file streamed
     into ``folder`` (the audio path then reads only the windows its expert uses).
@@ -61,7 +88,7 @@ def sound_tracks(items: list[Any], indices: list[int], folder: Path) -> tuple[di
         except InputError as exc:
             failures.append(exc.at(index))
             continue
-        if track is not None and float(np.abs(track.samples).max()) >= SILENCE_PEAK:
+        if audible(track):
             tracks[index] = track
     return tracks, failures
 
@@ -102,11 +129,16 @@ class SoundTrackFusion(Space):
         return out
 
     def _encode(self, call: Call) -> Rows:
-        video = self.base._rows(call)
-        if call.modality != Modality.VIDEO or self.audio_weight == 0 or not video.indices:
-            return video
+        if call.modality != Modality.VIDEO or self.audio_weight == 0:
+            return self.base._rows(call)
         with tempfile.TemporaryDirectory(prefix="bind-tracks-") as folder:
-            tracks, corrupt = sound_tracks(call.items, video.indices, Path(folder))
+            call.decoders["video-frames"] = FramesAndTrack(folder, LONG_TRACK_SECONDS)
+            video = self.base._rows(call)
+            if not video.indices:
+                return video
+            read = {i: call.extras[i][SOUND_TRACK] for i in video.indices if SOUND_TRACK in call.extras.get(i, {})}
+            tracks, corrupt = sound_tracks(call.items, [i for i in video.indices if i not in read], Path(folder))
+            tracks.update({i: track for i, track in read.items() if audible(track)})
             bad = {failure.index for failure in corrupt}
             keep = torch.tensor([i not in bad for i in video.indices], dtype=torch.bool)
             video = Rows(video.embeddings[keep], [i for i in video.indices if i not in bad],
