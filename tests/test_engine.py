@@ -111,3 +111,10 @@ def test_long_sound_tracks_stream_to_a_temporary_file_in_the_same_pass(lite, mon
     streamed = lite.embed(SOUND_VIDEO)
     assert torch.allclose(streamed, in_memory, atol=1e-3)  # the same track, via 24-bit FLAC
     assert list(tmp_path.iterdir()) == []  # the temporary tracks are gone
+
+
+def test_a_decoding_worker_gives_the_same_vectors_and_sound_tracks(lite) -> None:
+    items = [SOUND_VIDEO, VIDEO, IMAGE, POINTS]
+    inline = lite.embed(items, num_workers=0, batch_size=1)
+    in_worker = lite.embed(items, num_workers=1, batch_size=1)  # frames, tracks and views cross the process boundary
+    assert torch.allclose(inline, in_worker, atol=1e-6)

@@ -16,6 +16,7 @@ same pass (e.g. a video's sound track, read from the container the frames come f
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Callable
 
@@ -57,9 +58,13 @@ class Wanted:
     head: str
 
 
-def default_workers(modality: Modality, count: int, batch_size: int) -> int:
-    """One decoding worker for media calls larger than a batch; none for text or small calls."""
-    return 0 if modality == Modality.TEXT or count <= batch_size else 1
+def default_workers(modality: Modality, count: int, batch_size: int, devices: Iterable[torch.device]) -> int:
+    """One decoding worker for media calls larger than a batch, overlapping decoding with the forward pass;
+    none for text, small calls, or CPU experts on a machine of 2 cores or fewer, where a worker only competes
+    with the forward pass for the same cores (measured: bench/space_throughput.py runs faster inline there)."""
+    if modality == Modality.TEXT or count <= batch_size:
+        return 0
+    return 1 if (os.cpu_count() or 1) > 2 or any(d.type != "cpu" for d in devices) else 0
 
 
 def preprocess(preprocessor: Callable[[Any], Any], item: Any, decoded: dict[Any, Any],
@@ -160,7 +165,7 @@ def run(items: list[Any], wanted: Sequence[Wanted], *, modality: Modality, batch
     else:
         order = list(range(len(items)))
     if num_workers is None:
-        num_workers = default_workers(modality, len(items), batch_size)
+        num_workers = default_workers(modality, len(items), batch_size, [n.device for n in networks])
     loader = DataLoader(_Items(items, [n.preprocessor() for n in networks], order, decoders or {}), batch_size=batch_size,
                         num_workers=num_workers, collate_fn=_Collate([n.collate for n in networks]),
                         worker_init_fn=_one_thread_worker if num_workers else None,
