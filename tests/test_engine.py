@@ -36,7 +36,7 @@ def counts(monkeypatch: pytest.MonkeyPatch) -> Iterator[collections.Counter]:
             return real(*args, **kwargs)
         return wrapper
 
-    monkeypatch.setattr(image_io.ImagePreprocessor, "decode", staticmethod(counted("image decode", image_io.load_image)))
+    monkeypatch.setattr(image_io.ImagePreprocessor, "decode", counted("image decode", image_io.ImagePreprocessor.decode))
     monkeypatch.setattr(video_io, "read_frames", counted("video decode", video_io.read_frames))
     monkeypatch.setattr(fusion, "read_frames_and_track", counted("video decode", fusion.read_frames_and_track))
     monkeypatch.setattr(point_views, "load_points", counted("3D decode", point_views.load_points))

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable, Literal
+from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -18,13 +20,14 @@ from .runner import EmbedResult, Wanted, run
 
 
 def as_items(inputs: Any) -> tuple[list[Any], bool]:
-    """A list of items, and whether the caller passed a single item (lists and tuples are batches)."""
+    """A list of items, and whether the caller passed a single item (lists, tuples and other iterables such
+    as generators are batches)."""
     if isinstance(inputs, (list, tuple)):
         return list(inputs), False
-    if isinstance(inputs, Iterable) and not isinstance(inputs, (str, bytes, np.ndarray, torch.Tensor)) \
+    if isinstance(inputs, Iterable) and not isinstance(inputs, (str, bytes, np.ndarray, torch.Tensor, Mapping, AbstractSet)) \
             and not hasattr(inputs, "getdata") and not isinstance(inputs, os.PathLike):
         return list(inputs), False
-    return [inputs], True
+    return [inputs], True  # a dict or a set is one item (of no supported type), not a batch of its keys
 
 
 Expert = str | EncoderCard | Encoder | Wanted

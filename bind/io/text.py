@@ -18,6 +18,11 @@ def load_text(item: Any) -> str:
         raise InputError(item, f"text input must be a string, got {type(item).__name__}")
     if not item.strip():
         raise InputError(item, "empty text")
+    try:
+        item.encode("utf-8")
+    except UnicodeEncodeError as exc:  # lone surrogates, e.g. undecodable bytes of a command line
+        raise InputError(item, f"text is not valid Unicode (a lone surrogate at position {exc.start}; "
+                               "decode bytes as UTF-8 first)") from None
     return item
 
 

