@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 import pytest
 from PIL import Image
 
@@ -52,3 +53,24 @@ def test_images_over_the_pixel_limit_are_refused_before_decoding(tmp_path, monke
 def test_loading_the_packaged_image_expert_prints_nothing(capfd) -> None:
     bind.create_encoder("efficientnet-lite0.image")
     assert "Loaded pretrained weights" not in capfd.readouterr().out
+
+
+TEXT_FILE = assets_dir() / "text" / "cat.txt"
+
+
+def test_a_text_file_named_by_a_string_embeds_its_contents() -> None:
+    contents = TEXT_FILE.read_text(encoding="utf-8")
+    lite = bind.load_space("lite")
+    assert torch.allclose(lite.embed(str(TEXT_FILE)), lite.embed(contents, "text"), atol=1e-6)
+    assert torch.allclose(bind.embed(str(TEXT_FILE)), bind.embed(contents, encoder="minilm-l6.text"), atol=1e-6)
+    literal = lite.embed(str(TEXT_FILE), "text")  # modality="text": the string itself
+    assert not torch.allclose(literal, lite.embed(contents, "text"), atol=1e-3)
+
+
+def test_a_missing_text_file_or_a_folder_is_an_error_not_text(tmp_path) -> None:
+    lite = bind.load_space("lite")
+    with pytest.raises(bind.InputError, match="no such text file"):
+        lite.embed(str(tmp_path / "missing.txt"))
+    with pytest.raises(bind.InputError, match="is a folder"):
+        bind.embed(str(tmp_path))
+    assert lite.embed(str(tmp_path / "missing.txt"), "text").shape == (lite.dim,)  # forced: the string itself

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from ..errors import AmbiguousModalityError, ConfigError, InputError
 from .cards import EncoderCard
 from .encoder import Encoder
-from .modality import Modality, infer_modality
+from .modality import Modality, file_input, infer_modality
 from .pool import POOL
 from .registry import default_encoder_name, get_card
 from .runner import EmbedResult, Wanted, run
@@ -62,6 +62,7 @@ def check_items(items: list[Any], expected: Modality | None, sample_rate: int | 
             else:
                 try:
                     modality = infer_modality(item, sample_rate)
+                    item = file_input(item, modality)
                 except AmbiguousModalityError:
                     if expected is None:
                         raise
@@ -99,19 +100,24 @@ def embed(inputs: Any, encoder: Expert | None = None, modality: str | Modality |
         if wanted != expert.card.modality:
             raise ConfigError(f"encoder {expert.card.name!r} embeds {expert.card.modality.value}, not {wanted.value}")
         checked, _ = check_items(items, wanted, sample_rate)
+        _raise_first(checked, on_error)
     else:
         checked, wanted = check_items(items, wanted, sample_rate)
+        _raise_first(checked, on_error)
         expert = resolve(encoder, wanted, device)
-    if on_error == "raise":
-        first = next((x for x in checked if isinstance(x, InputError)), None)
-        if first is not None:
-            raise first
     assert wanted is not None
     result = run(checked, [expert], modality=wanted, batch_size=batch_size, progress=progress,
                  num_workers=num_workers, on_error=on_error)[0]
     if normalize and len(result.embeddings):
         result.embeddings = F.normalize(result.embeddings, dim=-1)
     return result if on_error == "skip" else (result.embeddings[0] if single else result.embeddings)
+
+
+def _raise_first(checked: list[Any], on_error: str) -> None:
+    """With ``on_error="raise"``, the first item already known to be bad raises (before any model loads)."""
+    first = next((x for x in checked if isinstance(x, InputError)), None)
+    if first is not None and on_error == "raise":
+        raise first
 
 
 def check_on_error(on_error: str) -> None:

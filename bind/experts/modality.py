@@ -40,6 +40,7 @@ EXTENSIONS: dict[str, Modality] = {
     **{e: Modality.POINTS for e in (".ply", ".obj", ".off", ".stl", ".npy", ".npz", ".glb")},
     **{e: Modality.TEXT for e in (".txt",)},
 }
+TEXT_FILES = {e for e, m in EXTENSIONS.items() if m == Modality.TEXT}
 
 # (offset, magic bytes, modality) for raw byte inputs
 _MAGIC: list[tuple[int, bytes, Modality]] = [
@@ -63,6 +64,16 @@ _MAGIC: list[tuple[int, bytes, Modality]] = [
     (0, b"solid", Modality.POINTS),
     (0, b"\x93NUMPY", Modality.POINTS),
 ]
+
+
+def file_input(item: Any, modality: Modality) -> Any:
+    """The item to embed for an item whose ``modality`` was inferred: a string naming an existing text file
+    becomes its Path, so the file's contents are embedded (as ``bind index build`` does); anything else is
+    itself. With the modality given as text, a string is always the text itself."""
+    if modality == Modality.TEXT and isinstance(item, str) and Path(item).suffix.lower() in TEXT_FILES \
+            and os.path.isfile(item):
+        return Path(item)
+    return item
 
 
 def sniff_bytes(data: bytes) -> Modality | None:
@@ -92,9 +103,14 @@ def infer_modality(item: Any, sample_rate: int | None = None) -> Modality:
     if isinstance(item, str):
         suffix = Path(item).suffix.lower() if len(item) < 4096 and "\n" not in item else ""
         if suffix in EXTENSIONS and (os.path.exists(item) or os.sep in item or " " not in item):
+            if suffix in TEXT_FILES and not os.path.isfile(item):
+                raise InputError(item, "no such text file (pass modality='text' to embed this string itself)")
             return EXTENSIONS[suffix]
         if os.path.isfile(item):
             raise InputError(item, f"unknown file extension {suffix!r}")
+        if os.path.isdir(item):
+            raise InputError(item, "is a folder, not a file (index a folder with `bind index build`, or pass "
+                                   "modality='text' to embed this string itself)")
         return Modality.TEXT
     if isinstance(item, (bytes, bytearray, memoryview)):
         modality = sniff_bytes(bytes(item[:16]))

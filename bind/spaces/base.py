@@ -28,7 +28,7 @@ from ..errors import ConfigError, InputError
 from ..experts.api import as_items, check_on_error
 from ..experts.cache import FeatureCache
 from ..experts.cards import EncoderCard
-from ..experts.modality import Modality, infer_modality
+from ..experts.modality import Modality, file_input, infer_modality
 from ..experts.registry import parse_device
 from ..experts.runner import EmbedResult
 from . import persist
@@ -136,6 +136,8 @@ class Space:
         for index, item in enumerate(items):
             try:
                 found = wanted or infer_modality(item, sample_rate)
+                if wanted is None:
+                    items[index] = file_input(item, found)
                 if found not in self.modalities:
                     raise InputError(item, self._missing_path(found))
             except InputError as exc:
