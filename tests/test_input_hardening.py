@@ -1,9 +1,12 @@
 """Inputs that used to crash or be read wrong get a named InputError for that item only."""
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
-import torch
 import pytest
+import torch
 from PIL import Image
 
 import bind
@@ -74,3 +77,31 @@ def test_a_missing_text_file_or_a_folder_is_an_error_not_text(tmp_path) -> None:
     with pytest.raises(bind.InputError, match="is a folder"):
         bind.embed(str(tmp_path))
     assert lite.embed(str(tmp_path / "missing.txt"), "text").shape == (lite.dim,)  # forced: the string itself
+
+
+def _tiny_space() -> bind.Space:
+    return bind.AnchorSpace({"text": "minilm-l6.text"})
+
+
+def test_an_index_saved_inside_the_folder_it_indexes_is_never_indexed(tmp_path) -> None:
+    (tmp_path / "a.txt").write_text("a note about lighthouses")
+    out = tmp_path / "index"
+    _, first = bind.Index.build_from_folder(tmp_path, _tiny_space(), out=out)
+    assert first.added == ["a.txt"] and not first.failures
+    _, again = bind.Index.build_from_folder(tmp_path, out=out)
+    assert (again.added, again.removed, again.unchanged) == ([], [], 1)
+    out.rename(tmp_path / "elsewhere")  # any saved bind index inside the folder is left out, whatever its name
+    _, third = bind.Index.build_from_folder(tmp_path, _tiny_space(), out=tmp_path / "index2")
+    assert third.added == ["a.txt"] and not third.failures
+
+
+def test_fifos_are_skipped_and_named_and_link_loops_are_named(tmp_path) -> None:
+    (tmp_path / "a.txt").write_text("a note about lighthouses")
+    os.mkfifo(tmp_path / "pipe.jpg")  # opening it would block forever
+    (tmp_path / "loop.png").symlink_to(tmp_path / "loop.png")
+    index = bind.Index(_tiny_space())
+    report = index.add_folder(tmp_path)
+    assert index.ids == ["a.txt"]
+    reasons = {Path(str(f.item)).name: f.reason for f in report.failures}
+    assert "not a regular file" in reasons["pipe.jpg"]
+    assert "loop.png" in reasons and "cannot be read" in reasons["loop.png"]

@@ -80,7 +80,9 @@ def _index_build_distributed(args: argparse.Namespace, space: object) -> int:
     from ..index.folder import scan
     from ..train.predict import embed_corpus
 
-    entries, _ = scan(Path(args.folder), None, recursive=True)
+    entries, _, unreadable = scan(Path(args.folder), None, recursive=True, exclude=[Path(args.out)])
+    for failure in unreadable:
+        print(f"skipped {failure.item}: {failure.reason}", file=sys.stderr)
     result = embed_corpus([e.path for e in entries], space, args.shards or f"{args.out.rstrip('/')}.shards",
                           ids=[e.relative for e in entries], metadata=[{"path": str(e.path)} for e in entries],
                           accelerator=args.accelerator, devices=args.devices, num_nodes=args.num_nodes,

@@ -497,14 +497,15 @@ class Index:
     # --- folders -----------------------------------------------------------------------------------------
     def add_folder(self, folder: str | os.PathLike, *, prefix: str = "", extensions: Iterable[str] | None = None,
                    recursive: bool = True, batch_size: int = 32, chunk_size: int = 256, progress: bool = True,
-                   sample_rate: int | None = None) -> FolderReport:
+                   sample_rate: int | None = None, exclude: Iterable[str | os.PathLike] = ()) -> FolderReport:
         """Index the media files under ``folder`` incrementally; returns what changed and what failed.
 
         An item's id is ``prefix`` + the file's path relative to ``folder``. A file whose size and mtime
         are unchanged since the last run is skipped without reading it; a changed one is hashed (sha256)
         and re-embedded only when its content changed; a file whose content is already in the index
         (renamed, copied) reuses that embedding. Items of this folder whose files are gone are removed.
-        Bad files (unreadable, corrupt, or of a modality the space lacks) are skipped and reported.
+        Bad files (unreadable, corrupt, not regular files, or of a modality the space lacks) are skipped and
+        reported. Saved bind indexes inside ``folder``, and the folders in ``exclude``, are not indexed.
         """
         from tqdm.auto import tqdm
 
@@ -513,8 +514,8 @@ class Index:
         root = Path(folder).expanduser().resolve()
         if not root.is_dir():
             raise ConfigError(f"cannot index {root}: not a folder")
-        entries, ignored = scan(root, extensions, recursive)
-        report = FolderReport(ignored=ignored)
+        entries, ignored, unreadable = scan(root, extensions, recursive, [Path(p) for p in exclude])
+        report = FolderReport(ignored=ignored, failures=unreadable)
         seen: set[str] = set()
         todo: list[tuple[FileEntry, str, dict[str, Any]]] = []
         for entry in entries:
@@ -609,6 +610,8 @@ class Index:
             raise ConfigError("building a new index needs a space (space=...)")
         else:
             index = cls(space, backend, dtype, options=options)
+        if out is not None:
+            add_options["exclude"] = [*add_options.get("exclude", ()), out]  # never index the index itself
         report = index.add_folder(folder, **add_options)
         if out is not None:
             index.save(out)

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import InputError
 from ..experts.modality import EXTENSIONS, Modality
+from .storage import POINTER
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,17 +44,24 @@ class FolderReport:
         return "\n".join(lines)
 
 
-def scan(root: Path, extensions: Iterable[str] | None, recursive: bool) -> tuple[list[FileEntry], list[str]]:
-    """The media files under ``root`` (sorted, hidden names skipped) and the files ignored for their extension.
+def scan(root: Path, extensions: Iterable[str] | None, recursive: bool,
+         exclude: Iterable[Path] = ()) -> tuple[list[FileEntry], list[str], list[InputError]]:
+    """The media files under ``root`` (sorted, hidden names skipped), the files ignored for their extension,
+    and the entries that are not regular files (FIFOs, sockets, devices: never opened, so never a hang).
 
     ``extensions``: the suffixes to index (e.g. ``[".jpg", ".wav"]``); default every suffix bind knows
-    (:data:`bind.modality.EXTENSIONS`). Symbolic links to files are followed, to folders not.
+    (:data:`bind.experts.modality.EXTENSIONS`). Symbolic links to files are followed, to folders not.
+    Saved bind indexes (a folder with a ``CURRENT`` pointer) and the folders in ``exclude`` (e.g. where
+    this build saves its index) are never indexed.
     """
     wanted = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions} if extensions else None
+    skipped = {Path(p).expanduser().resolve() for p in exclude}
     entries: list[FileEntry] = []
     ignored: list[str] = []
+    unreadable: list[InputError] = []
     for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not _left_out(Path(folder) / d, skipped)) \
+            if recursive else []
         for name in sorted(files):
             if name.startswith("."):
                 continue
@@ -63,9 +72,17 @@ def scan(root: Path, extensions: Iterable[str] | None, recursive: bool) -> tuple
                 ignored.append(relative)
                 continue
             try:
-                stat = path.stat()
-            except OSError:  # a dangling link or a file deleted during the scan
-                ignored.append(relative)
+                info = path.stat()
+            except OSError as exc:  # a dangling link, a link loop, or a file deleted during the scan
+                unreadable.append(InputError(str(path), f"cannot be read: {exc.strerror or exc}"))
                 continue
-            entries.append(FileEntry(path, relative, EXTENSIONS[suffix], stat.st_mtime_ns, stat.st_size))
-    return entries, ignored
+            if not stat.S_ISREG(info.st_mode):
+                unreadable.append(InputError(str(path), "not a regular file (a FIFO, socket or device); skipped"))
+                continue
+            entries.append(FileEntry(path, relative, EXTENSIONS[suffix], info.st_mtime_ns, info.st_size))
+    return entries, ignored, unreadable
+
+
+def _left_out(folder: Path, skipped: set[Path]) -> bool:
+    """A folder that is a saved bind index, or one of ``skipped``."""
+    return (folder / POINTER).is_file() or folder.resolve() in skipped
