@@ -60,6 +60,7 @@ def test_embed_files_skipping_bad_ones(tmp_path, capsys):
     out = tmp_path / "images.npy"
     assert main(["embed", str(good), str(bad), "--skip-bad", "--out", str(out), "--quiet"]) == 0
     assert np.load(out).shape == (1, 1280)
+    assert json.loads((tmp_path / "images.inputs.json").read_text())["inputs"] == [str(good)]  # rows -> inputs
     assert "skipped: item 1" in capsys.readouterr().err
     assert main(["embed", str(good), str(bad), "--quiet"]) == 2
     assert "bad.png" in capsys.readouterr().err
