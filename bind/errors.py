@@ -23,6 +23,10 @@ class ConfigError(BindError, ValueError):
     """A card, spec or argument is invalid (wrong shape, dimension mismatch, missing field)."""
 
 
+class IndexLockedError(BindError):
+    """Another process is writing this index folder (the message names it); wait for it, or retry."""
+
+
 def describe_item(item: Any, limit: int = 80) -> str:
     """A short, readable name for an input item, used in error messages."""
     import numpy as np

@@ -389,7 +389,7 @@ def test_save_load_round_trip(space: AnchorSpace, tmp_path: Path, backend: str, 
     q = clustered(rng, 10)
     before = index.search(q, k=10, result_modality="text")
     version = index.save(tmp_path / "idx")
-    assert sorted(p.name for p in (tmp_path / "idx").iterdir()) == ["CURRENT", version.name]
+    assert sorted(p.name for p in (tmp_path / "idx").iterdir()) == [".writer.lock", "CURRENT", version.name]
     assert {"manifest.json", "vectors.npy", "records.jsonl", "space"} <= {p.name for p in version.iterdir()}
     assert ((version / "ann.faiss").exists()) == (backend != "exact")
 
@@ -402,7 +402,7 @@ def test_save_load_round_trip(space: AnchorSpace, tmp_path: Path, backend: str, 
     assert loaded.add("a second sentence") == "1"  # a loaded (memory-mapped) index grows like any other
     assert loaded.add(["a third sentence"]) == ["2"]
     second = loaded.save(tmp_path / "idx")
-    assert sorted(p.name for p in (tmp_path / "idx").iterdir()) == ["CURRENT", second.name]
+    assert sorted(p.name for p in (tmp_path / "idx").iterdir()) == [".writer.lock", "CURRENT", second.name]
     assert len(Index.load(tmp_path / "idx", space)) == len(index) + 2
 
 
@@ -484,7 +484,7 @@ def test_failed_save_leaves_previous_index(space: AnchorSpace, tmp_path: Path, m
     monkeypatch.setattr(storage, "write_array", broken_write)
     with pytest.raises(OSError, match="No space left"):
         index.save(tmp_path / "idx")
-    assert len(list((tmp_path / "idx").iterdir())) == 2  # CURRENT and the old version; the new one removed
+    assert len(list((tmp_path / "idx").iterdir())) == 3  # the lock, CURRENT and the old version; the new one removed
     assert sorted(Index.load(tmp_path / "idx", space).ids) == ["0", "1"]
 
 

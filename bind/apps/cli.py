@@ -67,7 +67,7 @@ def _index_build(args: argparse.Namespace) -> int:
         space = space.with_feature_cache(args.feature_cache)
     if args.devices > 1 or args.num_nodes > 1:
         return _index_build_distributed(args, space)
-    index, report = Index.build_from_folder(args.folder, space, out=args.out, backend=args.backend,
+    index, report = Index.build_from_folder(args.folder, space, out=args.out, backend=args.backend, wait=args.wait,
                                             progress=not args.quiet)
     print(f"{args.out}: {len(index)} items; this run: {report}", file=sys.stderr)
     return 0
@@ -244,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--feature-cache", metavar="DIR", help="keep the experts' features here (e.g. "
                    "~/.cache/bind/features): a rebuild with other bond weights or adapters re-runs only those")
     p.add_argument("--shards", help="per-rank shard folder of a DDP run (default IDX.shards; resumable)")
+    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                   help="when another build is writing IDX, wait up to this long (default: fail at once, naming it)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_index_build)
 

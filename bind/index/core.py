@@ -600,10 +600,22 @@ class Index:
     @classmethod
     def build_from_folder(cls, folder: str | os.PathLike, space: Space | None = None, *, out: str | os.PathLike | None = None,
                           backend: str = "auto", dtype: Any = torch.float32, options: dict[str, Any] | None = None,
-                          **add_options: Any) -> tuple[Index, FolderReport]:
+                          wait: float = 0.0, **add_options: Any) -> tuple[Index, FolderReport]:
         """Index ``folder`` with ``space``; with ``out``, continue the index saved there (incremental; its
         backend settings are kept, and ``space`` may be left out to use the saved one) and save the result
-        back. ``add_options`` go to :meth:`add_folder`. Returns the index and this run's :class:`FolderReport`."""
+        back. ``add_options`` go to :meth:`add_folder`. Returns the index and this run's :class:`FolderReport`.
+
+        With ``out``, the whole load-add-save holds ``out``'s writer lock: a second build into the same folder
+        waits up to ``wait`` seconds, then raises IndexLockedError naming the process that holds it.
+        """
+        if out is None:
+            return cls._build(folder, space, None, backend, dtype, options, add_options)
+        with storage.writer_lock(out, wait):
+            return cls._build(folder, space, out, backend, dtype, options, add_options)
+
+    @classmethod
+    def _build(cls, folder: str | os.PathLike, space: Space | None, out: str | os.PathLike | None, backend: str,
+               dtype: Any, options: dict[str, Any] | None, add_options: dict[str, Any]) -> tuple[Index, FolderReport]:
         if out is not None and (Path(out).expanduser() / storage.POINTER).exists():
             index = cls.load(out, space)
         elif space is None:

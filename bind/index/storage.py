@@ -9,26 +9,109 @@ A save writes and fsyncs a new version folder next to the live one, then replace
 atomic rename, then deletes the other version folders. A crash at any point before the rename leaves
 ``CURRENT`` naming the previous, complete version (the half-written folder is deleted by the next save);
 a crash after it leaves the new version live. Readers only ever follow ``CURRENT``.
+
+Writers take ``<dir>/.writer.lock`` (:func:`writer_lock`, an advisory ``flock``) for a whole
+read-modify-write, so two builds into one folder never lose each other's items: the second waits or fails
+naming the holder. The kernel drops the lock of a killed process, so a stale lock never blocks; its leftover
+holder note is reported.
 """
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
+import logging
 import os
 import shutil
+import socket
+import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, IndexLockedError
 from ..io.atomic import atomic_path
 
 POINTER = "CURRENT"
 PREFIX = "v-"
+LOCK_FILE = ".writer.lock"
+_HELD: dict[str, int] = {}  # lock files this process holds, with their nesting depth
+log = logging.getLogger("bind.index")
+
+
+@contextlib.contextmanager
+def writer_lock(directory: str | os.PathLike, wait: float = 0.0) -> Iterator[None]:
+    """Hold the writer lock of index folder ``directory`` (created if missing) for the ``with`` block.
+
+    Another holder: wait up to ``wait`` seconds (saying so once), then IndexLockedError naming it (pid, host,
+    command, since when). Re-entrant within a process. Advisory: it orders bind's writers; on network file
+    systems without ``flock`` support it cannot.
+    """
+    root = Path(directory).expanduser()
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"cannot write an index to {root}: it exists and is not a folder")
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / LOCK_FILE
+    key = str(path.resolve())
+    if key in _HELD:
+        _HELD[key] += 1
+        try:
+            yield
+        finally:
+            _HELD[key] -= 1
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        _acquire(fd, root, path, wait)
+        _HELD[key] = 1
+        try:
+            yield
+        finally:
+            del _HELD[key]
+            os.ftruncate(fd, 0)  # a clean release leaves no holder note
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def _acquire(fd: int, root: Path, path: Path, wait: float) -> None:
+    deadline = time.monotonic() + wait
+    told = False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            holder = _holder(path)
+            if time.monotonic() >= deadline:
+                raise IndexLockedError(f"index {root} is being written by {holder}; wait for it to finish "
+                                       f"(bind index build --wait SECONDS) and run again") from None
+            if not told:
+                log.warning("waiting up to %.0f s for %s to finish writing %s", wait, holder, root)
+                told = True
+            time.sleep(0.2)
+    stale = _holder(path, default="")
+    if stale:
+        log.warning("index %s: an earlier writer (%s) stopped without finishing; its lock was released and any "
+                    "half-written version is discarded", root, stale)
+    note = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "command": " ".join(sys.argv)[:200]}
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps(note).encode(), 0)
+
+
+def _holder(path: Path, default: str = "another process") -> str:
+    """The holder note of a lock file, readable ("pid 123 on host, since ..., running ...")."""
+    try:
+        note = json.loads(path.read_text() or "null")
+    except (OSError, ValueError):
+        return default
+    if not isinstance(note, dict):
+        return default
+    return f"pid {note.get('pid')} on {note.get('host')} (since {note.get('since')}, running {note.get('command')!r})"
 
 
 def _fsync_dir(path: Path) -> None:
@@ -72,13 +155,18 @@ def read_lines(path: Path) -> list[Any]:
 
 
 def save_version(directory: str | os.PathLike, write: Callable[[Path], None]) -> Path:
-    """Run ``write(folder)`` into a fresh version folder of ``directory`` and make it the live one."""
+    """Run ``write(folder)`` into a fresh version folder of ``directory`` and make it the live one (under
+    the writer lock)."""
     root = Path(directory).expanduser()
     if root.exists() and not root.is_dir():
         raise ConfigError(f"cannot save an index to {root}: it exists and is not a folder")
-    root.mkdir(parents=True, exist_ok=True)
+    with writer_lock(root):
+        return _save_version(root, write)
+
+
+def _save_version(root: Path, write: Callable[[Path], None]) -> Path:
     pointer = root / POINTER
-    if not pointer.exists() and any(not _ours(p.name) for p in root.iterdir()):
+    if not pointer.exists() and any(not _ours(p.name) and p.name != LOCK_FILE for p in root.iterdir()):
         raise ConfigError(f"refusing to save an index into {root}: the folder has other files and is not a "
                           f"bind index (no {POINTER} file); choose an empty or new folder")
     live = _live_name(root)
