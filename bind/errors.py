@@ -23,6 +23,11 @@ class ConfigError(BindError, ValueError):
     """A card, spec or argument is invalid (wrong shape, dimension mismatch, missing field)."""
 
 
+class IndexCorruptError(ConfigError):
+    """A saved index's file is damaged (wrong size or checksum, truncated, unreadable); the message names it.
+    ``bind index build`` into the folder rebuilds it."""
+
+
 class IndexLockedError(BindError):
     """Another process is writing this index folder (the message names it); wait for it, or retry."""
 

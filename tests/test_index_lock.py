@@ -43,7 +43,7 @@ def test_a_second_writer_fails_naming_the_holder_or_waits_for_it(tmp_path, space
         with pytest.raises(IndexLockedError, match=rf"being written by pid {holder.pid} on .*--wait SECONDS"):
             bind.Index.build_from_folder(folder, space, out=out)
         index, _ = bind.Index.build_from_folder(folder, space, out=out, wait=30)  # waits for the holder
-        assert holder.poll() is not None and len(index) == 2
+        assert len(index) == 2 and holder.wait(timeout=30) == 0  # it got the lock once the holder let go
     finally:
         holder.kill()
         holder.wait()

@@ -73,6 +73,14 @@ def _index_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _index_verify(args: argparse.Namespace) -> int:
+    from ..index import Index
+
+    index = Index.load(args.index, verify=True)
+    print(f"{args.index}: {len(index)} items; every file matches its recorded size and sha256")
+    return 0
+
+
 def _index_build_distributed(args: argparse.Namespace, space: object) -> int:
     """Embed on Lightning's predict loop across devices/nodes (per-rank shards), merge and save on rank 0."""
     from pathlib import Path
@@ -248,6 +256,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="when another build is writing IDX, wait up to this long (default: fail at once, naming it)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_index_build)
+
+    p = index_commands.add_parser("verify", help="check every file of a saved index against its checksums",
+                                  description="Load IDX checking each file's size and sha256 and that every "
+                                              "vector is finite; exit 0 when whole, 2 naming the damaged file "
+                                              "(rebuild it with bind index build DIR --space S --out IDX).")
+    p.add_argument("index", metavar="IDX", help="index folder")
+    p.set_defaults(run=_index_verify)
 
     p = commands.add_parser("search", help="search an index with a query of any modality",
                             description="Search an index built by `bind index build` with a text or a file query.")

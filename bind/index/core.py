@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import warnings
 from collections.abc import Iterable, Sequence
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError, IndexCorruptError, InputError
 from ..experts.api import EmbedResult, as_items, check_on_error
 from ..experts.modality import Modality, infer_modality
 from ..io import versions
@@ -41,7 +42,9 @@ BACKENDS = ("auto", "exact", "faiss-flat", "faiss-ivf", "faiss-hnsw")
 AUTO_THRESHOLD = 1_000_000
 AUTO_KIND = "ivf"
 COMPACT_SHARE = 0.25
+log = logging.getLogger("bind.index")
 FORMAT = "bind-index"
+MANIFEST = "manifest.json"
 # Each slot's modality as a small code (its position here), in memory only: saved indexes name modalities
 # ("modality" in records.jsonl), so codes never reach the disk and a new Modality cannot shift them.
 _CODES = tuple(Modality)
@@ -111,8 +114,14 @@ def _refuse_modality(method: str, modality: Any, query_note: str) -> None:
 
 @versions.migration("index", 1)
 def _index_from_version_1(manifest: dict[str, Any]) -> dict[str, Any]:
-    """Version 1 manifests (and records, which name modalities) already have today's layout: unchanged."""
+    """Version 1 manifests (and records, which name modalities) have version 2's layout: unchanged."""
     return manifest
+
+
+@versions.migration("index", 2)
+def _index_from_version_2(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 recorded no checksums: such an index loads unverified until its next save records them."""
+    return {**manifest, "files": None}
 
 
 class Index:
@@ -614,13 +623,26 @@ class Index:
             return cls._build(folder, space, out, backend, dtype, options, add_options)
 
     @classmethod
+    def _continue(cls, out: str | os.PathLike, space: Space | None) -> Index | None:
+        """The index saved at ``out`` to continue, or None to start anew (none there, or it is damaged and a
+        space is given to rebuild it with: every file is then embedded again)."""
+        if not (Path(out).expanduser() / storage.POINTER).exists():
+            return None
+        try:
+            return cls.load(out, space)
+        except IndexCorruptError as exc:
+            if space is None:
+                raise IndexCorruptError(f"{exc}; pass a space (--space) to rebuild it") from None
+            log.warning("%s; rebuilding it from scratch", exc)
+            return None
+
+    @classmethod
     def _build(cls, folder: str | os.PathLike, space: Space | None, out: str | os.PathLike | None, backend: str,
                dtype: Any, options: dict[str, Any] | None, add_options: dict[str, Any]) -> tuple[Index, FolderReport]:
-        if out is not None and (Path(out).expanduser() / storage.POINTER).exists():
-            index = cls.load(out, space)
-        elif space is None:
-            raise ConfigError("building a new index needs a space (space=...)")
-        else:
+        index = cls._continue(out, space) if out is not None else None
+        if index is None:
+            if space is None:
+                raise ConfigError("building a new index needs a space (space=...)")
             index = cls(space, backend, dtype, options=options)
         if out is not None:
             add_options["exclude"] = [*add_options.get("exclude", ()), out]  # never index the index itself
@@ -634,7 +656,8 @@ class Index:
         """Write the index (and a copy of its space) atomically; returns the version folder written.
 
         A crash mid-save leaves the previously saved index intact (:mod:`bind.index.storage`). The faiss
-        structure the next search would use is built first and saved with it.
+        structure the next search would use is built first and saved with it. The manifest records every
+        file's size and sha256, checked by :meth:`load`.
         """
         from .. import __version__
 
@@ -652,31 +675,37 @@ class Index:
                    for i, item_id in enumerate(self._ids))
 
         def write(folder: Path) -> None:
-            storage.write_json(folder / "manifest.json", manifest)
             storage.write_array(folder / "vectors.npy", self._vectors[:slots])
             storage.write_lines(folder / "records.jsonl", records)
             if ann is not None:
                 ann.write(folder / "ann.faiss")
             self.space.save(folder / "space")
+            files = storage.checksums(folder, MANIFEST)  # written last, naming every other file
+            storage.write_json(folder / MANIFEST, {**manifest, "files": files})
 
         return storage.save_version(directory, write)
 
     @classmethod
-    def load(cls, directory: str | os.PathLike, space: Space | None = None, *, mmap: bool = False) -> Index:
+    def load(cls, directory: str | os.PathLike, space: Space | None = None, *, mmap: bool = False,
+             verify: bool = True) -> Index:
         """Read an index written by :meth:`save`.
 
         ``space``: the space to embed queries with; it must be the one the index was built with (same
         identity), else ConfigError. Default: the copy of the space saved with the index.
         ``mmap``: map the vectors from disk (copy-on-write) instead of reading them into memory.
+        Every file's size is checked against the manifest, and with ``verify`` (default) its sha256 and the
+        finiteness of every stored vector too; a damaged file raises IndexCorruptError naming it.
         """
         folder = storage.live_version(directory)
         try:
-            manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+            manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise ConfigError(f"index {directory} is damaged: manifest.json unreadable ({exc})") from None
+            raise IndexCorruptError(f"index {directory} is damaged: {MANIFEST} unreadable ({exc})") from None
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             raise ConfigError(f"{directory} is not a bind index (manifest.json names no format {FORMAT!r})")
         manifest = versions.upgrade("index", manifest, directory)
+        if manifest.get("files"):
+            storage.verify(folder, manifest["files"], verify, directory)
         stored = manifest["space_identity"]
         if space is None:
             from ..spaces.persist import load_space
@@ -691,14 +720,20 @@ class Index:
                               f"space {space.identity}: embeddings of different spaces are not comparable; load "
                               f"it with the space it was built with (or without space=...), or rebuild it")
         index = cls(space, manifest["backend"], manifest["dtype"], options=manifest["options"])
-        vectors = np.load(folder / "vectors.npy", mmap_mode="c" if mmap else None, allow_pickle=False)
+        try:
+            vectors = np.load(folder / "vectors.npy", mmap_mode="c" if mmap else None, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
+            raise IndexCorruptError(f"index {directory}: vectors.npy is damaged ({exc})") from None
         records = storage.read_lines(folder / "records.jsonl")
         slots = manifest["slots"]
         if vectors.shape != (slots, index.dim) or vectors.dtype != index._vectors.dtype or len(records) != slots:
-            raise ConfigError(f"index {directory} is damaged: vectors {vectors.shape} {vectors.dtype}, "
-                              f"{len(records)} records, manifest says {slots} x {index.dim} {manifest['dtype']}")
+            raise IndexCorruptError(f"index {directory} is damaged: vectors {vectors.shape} {vectors.dtype}, "
+                                    f"{len(records)} records, manifest says {slots} x {index.dim} {manifest['dtype']}")
+        alive = np.array([r is not None for r in records], bool)
+        if verify and not np.isfinite(vectors[alive]).all():
+            raise IndexCorruptError(f"index {directory}: vectors.npy is damaged: it holds non-finite values")
         index._vectors = vectors
-        index._alive = np.array([r is not None for r in records], bool)
+        index._alive = alive
         index._codes = np.array([_CODES.index(Modality.parse(r["modality"])) if r else 0 for r in records], np.int8)
         index._ids = [r["id"] if r else None for r in records]
         index._metadata = [r["metadata"] if r else None for r in records]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -33,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, IndexLockedError
+from ..errors import ConfigError, IndexCorruptError, IndexLockedError
 from ..io.atomic import atomic_path
 
 POINTER = "CURRENT"
@@ -150,8 +151,43 @@ def write_lines(path: Path, rows: Iterable[Any]) -> None:
 
 
 def read_lines(path: Path) -> list[Any]:
-    with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle]
+    """One JSON value per line; IndexCorruptError naming the file and line when one is unreadable."""
+    rows = []
+    with open(path, encoding="utf-8", errors="strict") as handle:
+        try:
+            for line in handle:
+                rows.append(json.loads(line))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise IndexCorruptError(f"{path} is damaged: line {len(rows) + 1} is not JSON ({exc})") from None
+    return rows
+
+
+def checksums(folder: Path, manifest: str) -> dict[str, dict[str, Any]]:
+    """``{relative path: {"size", "sha256"}}`` of every file under a version folder but its ``manifest``."""
+    return {path.relative_to(folder).as_posix(): {"size": path.stat().st_size, "sha256": _sha256(path)}
+            for path in sorted(folder.rglob("*")) if path.is_file() and path.name != manifest}
+
+
+def verify(folder: Path, files: dict[str, dict[str, Any]], full: bool, where: object) -> None:
+    """Every recorded file is there with its size (and, with ``full``, its sha256); else IndexCorruptError."""
+    for name, expected in files.items():
+        path = folder / name
+        if not path.is_file():
+            raise IndexCorruptError(f"index {where}: {name} is missing")
+        size = path.stat().st_size
+        if size != expected["size"]:
+            raise IndexCorruptError(f"index {where}: {name} is damaged: {size} bytes, {expected['size']} written")
+        if full and _sha256(path) != expected["sha256"]:
+            raise IndexCorruptError(f"index {where}: {name} is damaged: its content does not match the sha256 "
+                                    f"recorded when it was written")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def save_version(directory: str | os.PathLike, write: Callable[[Path], None]) -> Path:

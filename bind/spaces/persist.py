@@ -52,6 +52,12 @@ def _name_the_format(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "format": FORMAT}
 
 
+@migration("space", 2)
+def _space_from_version_2(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 3 changed only index manifests: a space folder is unchanged."""
+    return data
+
+
 def space_class(kind: Any) -> type[Space]:
     """The class of a space config's ``type``."""
     if kind not in KINDS:
