@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,26 @@ def test_two_concurrent_builds_into_one_index_keep_every_item(tmp_path, space) -
         assert run.returncode == 0, err
     assert len(bind.Index.load(out)) == 9  # without the lock, the later save dropped the other build's items
     assert (out / ".writer.lock").read_text() == ""
+
+
+@pytest.mark.slow
+def test_a_build_killed_midway_leaves_a_whole_index_and_a_rerun_completes(tmp_path, space) -> None:
+    saved, out = space.save(tmp_path / "space"), tmp_path / "idx"
+    folder = notes(tmp_path / "a", 40, "boats")
+    bind.Index.build_from_folder(folder, space, out=out)
+    for i in range(40):
+        (folder / f"trains-{i}.txt").write_text(f"a note about trains number {i}")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    run = subprocess.Popen([sys.executable, "-m", "bind.apps.cli", "index", "build", str(folder), "--space",
+                            str(saved), "--out", str(out), "--quiet"], env=env, stderr=subprocess.DEVNULL)
+    lock = out / ".writer.lock"
+    for _ in range(600):  # until it holds the lock (its note is written), then a moment into its work
+        if run.poll() is None and lock.read_text():
+            break
+        time.sleep(0.05)
+    time.sleep(0.5)
+    run.kill()  # SIGKILL: no cleanup of any kind
+    run.wait()
+    assert len(bind.Index.load(out)) in (40, 80)  # the previous version, or the new one if it was saved
+    index, _ = bind.Index.build_from_folder(folder, space, out=out)
+    assert len(index) == 80 and len(bind.Index.load(out, verify=True)) == 80
