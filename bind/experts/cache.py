@@ -7,8 +7,8 @@ Layout under ``root``::
     <expert name>/<fingerprint>/shards/*.safetensors   one tensor "features" [rows, dim] each
 
 The fingerprint hashes the expert's card (backend, model id, tag, dim, ``preprocess``, ``options``),
-a signature of its weights (so a random-weight test instance never shares entries with the real expert)
-and ``bind.__version__``: changing any of them starts a fresh folder. An item's key is the sha256 of its
+a signature of its weights (so a random-weight test instance never shares entries with the real expert),
+``bind.__version__`` and the decoding version of its modality (:data:`bind.io.DECODING_VERSIONS`): changing any of them starts a fresh folder. An item's key is the sha256 of its
 content (file bytes for paths and bytes, UTF-8 for text, bytes+shape+dtype for arrays).
 
 Crash safety: a shard is written to a temporary file and renamed into place, and only then is it added
@@ -100,11 +100,13 @@ def _hash_array(digest: Any, array: np.ndarray, tag: str) -> None:
 def expert_fingerprint(card: EncoderCard, encoder: Encoder) -> dict[str, Any]:
     """What identifies an expert's outputs: card fields that change features, a weights signature, version."""
     from .. import __version__
+    from ..io import decoding_version
 
     return {
         "name": card.name, "backend": card.backend, "model_id": card.model_id, "pretrained": card.pretrained,
         "dim": card.dim, "preprocess": card.preprocess, "options": card.options,
         "weights": _weights_signature(encoder), "bind_version": __version__,
+        "decoding": decoding_version(card.modality),
     }
 
 

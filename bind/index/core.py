@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from ..errors import ConfigError, IndexCorruptError, InputError
 from ..experts.api import EmbedResult, as_items, check_on_error
 from ..experts.modality import Modality, infer_modality
-from ..io import versions
+from ..io import decoding_version, versions
 from . import storage
 from .ann import Ann, check_options, faiss_available, import_faiss
 from .exact import topk
@@ -513,6 +513,7 @@ class Index:
         are unchanged since the last run is skipped without reading it; a changed one is hashed (sha256)
         and re-embedded only when its content changed; a file whose content is already in the index
         (renamed, copied) reuses that embedding. Items of this folder whose files are gone are removed.
+        A file embedded under an older decoding version (:data:`bind.io.DECODING_VERSIONS`) is re-embedded.
         Bad files (unreadable, corrupt, not regular files, or of a modality the space lacks) are skipped and
         reported. Saved bind indexes inside ``folder``, and the folders in ``exclude``, are not indexed.
         """
@@ -536,7 +537,9 @@ class Index:
                 continue
             slot = self._slot.get(item_id)
             old = self._sources[slot] if slot is not None else None
-            if old and old["root"] == str(root) and (old["mtime_ns"], old["size"]) == (entry.mtime_ns, entry.size):
+            decoding = decoding_version(entry.modality)
+            current = old is not None and old.get("decoding", 1) == decoding  # else: re-embed under today's rules
+            if current and old["root"] == str(root) and (old["mtime_ns"], old["size"]) == (entry.mtime_ns, entry.size):
                 report.unchanged += 1
                 continue
             try:
@@ -545,8 +548,8 @@ class Index:
                 report.failures.append(exc)
                 continue
             source = {"root": str(root), "prefix": prefix, "path": entry.relative, "mtime_ns": entry.mtime_ns,
-                      "size": entry.size, "sha256": digest}
-            if old and old["sha256"] == digest and slot is not None and _CODES[self._codes[slot]] == entry.modality:
+                      "size": entry.size, "sha256": digest, "decoding": decoding}
+            if current and old["sha256"] == digest and slot is not None and _CODES[self._codes[slot]] == entry.modality:
                 self._sources[slot] = source  # touched, same content
                 report.unchanged += 1
                 continue
@@ -555,7 +558,8 @@ class Index:
         for task in todo:
             groups.setdefault((task[2]["sha256"], _CODES.index(task[0].modality)), []).append(task)
         slots = {(src["sha256"], int(self._codes[s])): s for s in self._slot.values()
-                 if (src := self._sources[s]) is not None}
+                 if (src := self._sources[s]) is not None
+                 and src.get("decoding", 1) == decoding_version(_CODES[self._codes[s]])}
         known = {key: torch.from_numpy(self._vectors[slots[key]].astype(np.float32)) for key in groups if key in slots}
         gone = [i for i, s in self._slot.items() if (src := self._sources[s]) is not None
                 and src["root"] == str(root) and src["prefix"] == prefix and i not in seen]

@@ -1,17 +1,35 @@
-"""Image decoding: paths, bytes, PIL images and arrays -> RGB PIL images."""
+"""Image decoding: paths, bytes, PIL images and arrays -> RGB PIL images, read the way a viewer shows them.
+
+:func:`to_rgb` is the one rule set (``DECODE_VERSION`` 2):
+
+- EXIF orientation is applied (a phone photo is embedded upright);
+- transparency (RGBA, LA, palette or colour-key transparency) is composited on ``BACKGROUND`` (white),
+  not dropped, so the hidden colour of transparent pixels never reaches the expert;
+- 16-bit and 32-bit integer images are scaled from their full range (65535 -> 255), float images from
+  [0, 1] (others from their own min..max), never clipped;
+- CMYK is converted through its embedded ICC profile to sRGB when it has one (else PIL's conversion);
+- everything else is PIL's ``convert("RGB")``.
+
+Version 1 (bind 0.1.0 before this module's rules) was ``convert("RGB")`` alone; the feature cache and an
+index's reuse check key on the version (:data:`bind.io.DECODING_VERSIONS`), so old and new vectors never mix.
+"""
 from __future__ import annotations
 
+import io
 import os
 from typing import Any, Callable
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import ConfigError, InputError
 from .files import open_source
 
 MAX_PIXELS_ENV = "BIND_MAX_IMAGE_PIXELS"
 DEFAULT_MAX_PIXELS = 100_000_000  # a 10,000 x 10,000 photo; decoded RGB it takes 300 MB
+DECODE_VERSION = 2
+BACKGROUND = (255, 255, 255)  # what transparent pixels are composited on
+_ORIENTATION = 0x0112  # the EXIF orientation tag
 
 
 def load_image(item: Any, limit: int | None = None) -> Image.Image:
@@ -21,7 +39,7 @@ def load_image(item: Any, limit: int | None = None) -> Image.Image:
     """
     limit = max_pixels() if limit is None else limit
     if isinstance(item, Image.Image):
-        return item.convert("RGB")
+        return to_rgb(item)
     if isinstance(item, np.ndarray) or _is_tensor(item):
         return array_to_image(item, limit)
     source, _ = open_source(item)
@@ -29,11 +47,59 @@ def load_image(item: Any, limit: int | None = None) -> Image.Image:
         with Image.open(source) as image:
             check_pixels(item, image.size, limit)  # from the header, before anything is decoded
             image.load()
-            return image.convert("RGB")
+            return to_rgb(image)
     except UnidentifiedImageError:
         raise InputError(item, "not a readable image (unknown or corrupt format)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(item, f"corrupt or truncated image: {exc}") from None
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """``image`` as the RGB picture a viewer shows: upright, transparency on white, full-range scaled (see the
+    module docstring)."""
+    if image.getexif().get(_ORIENTATION, 1) != 1:
+        image = ImageOps.exif_transpose(image)
+    if image.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
+        return Image.fromarray(_scaled_to_bytes(np.asarray(image), image.mode)).convert("RGB")
+    if image.has_transparency_data:
+        return on_white(image)
+    if image.mode == "CMYK":
+        return _cmyk_to_rgb(image)
+    return image.convert("RGB")
+
+
+def on_white(image: Image.Image) -> Image.Image:
+    """An image with transparency composited on ``BACKGROUND`` (white), as RGB."""
+    rgba = image.convert("RGBA")
+    return Image.alpha_composite(Image.new("RGBA", rgba.size, (*BACKGROUND, 255)), rgba).convert("RGB")
+
+
+def _scaled_to_bytes(array: np.ndarray, mode: str) -> np.ndarray:
+    """A high-bit-depth grey image as uint8: integers from 0..65535, floats from 0..1, else from their own
+    min..max (a constant image becomes black)."""
+    values = array.astype(np.float64)
+    finite = values[np.isfinite(values)]
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    if mode == "F":
+        full = (0.0, 1.0) if low >= 0 and high <= 1 else (low, high)
+    else:
+        full = (0.0, 65535.0) if low >= 0 and high <= 65535 else (low, high)
+    span = full[1] - full[0]
+    scaled = (np.nan_to_num(values, nan=full[0]) - full[0]) / span if span > 0 else np.zeros_like(values)
+    return (np.clip(scaled, 0, 1) * 255).round().astype(np.uint8)
+
+
+def _cmyk_to_rgb(image: Image.Image) -> Image.Image:
+    profile = image.info.get("icc_profile")
+    if profile:
+        from PIL import ImageCms
+
+        try:
+            source = ImageCms.ImageCmsProfile(io.BytesIO(profile))
+            return ImageCms.profileToProfile(image, source, ImageCms.createProfile("sRGB"), outputMode="RGB")
+        except (ImageCms.PyCMSError, OSError):
+            pass  # a broken profile: fall back to PIL's conversion
+    return image.convert("RGB")
 
 
 def max_pixels() -> int:
@@ -62,7 +128,8 @@ def _is_tensor(item: Any) -> bool:
 
 
 def array_to_image(item: Any, limit: int | None = None) -> Image.Image:
-    """HWC or CHW arrays with 1, 3 or 4 channels; uint8 in [0, 255] or floats in [0, 1]."""
+    """HWC or CHW arrays with 1, 3 or 4 channels (4: RGBA, composited on white); uint8 in [0, 255], uint16
+    in [0, 65535] or floats in [0, 1]."""
     array = item.detach().cpu().numpy() if _is_tensor(item) else np.asarray(item)
     if array.ndim == 2:
         array = array[..., None]
@@ -75,6 +142,8 @@ def array_to_image(item: Any, limit: int | None = None) -> Image.Image:
     check_pixels(item, (array.shape[1], array.shape[0]), max_pixels() if limit is None else limit)
     if array.dtype == np.uint8:
         pass
+    elif array.dtype == np.uint16:
+        array = (array.astype(np.float32) / 257).round().astype(np.uint8)
     elif np.issubdtype(array.dtype, np.floating):
         if not np.isfinite(array).all():
             raise InputError(item, "image array contains NaN or inf")
@@ -82,10 +151,11 @@ def array_to_image(item: Any, limit: int | None = None) -> Image.Image:
             raise InputError(item, "a float image array must hold values in [0, 1]")
         array = (array * 255).round().astype(np.uint8)
     else:
-        raise InputError(item, f"unsupported image dtype {array.dtype} (use uint8 or float)")
+        raise InputError(item, f"unsupported image dtype {array.dtype} (use uint8, uint16 or float)")
     if array.shape[-1] == 1:
         array = np.repeat(array, 3, axis=-1)
-    return Image.fromarray(np.ascontiguousarray(array[..., :3]))
+    image = Image.fromarray(np.ascontiguousarray(array), "RGBA" if array.shape[-1] == 4 else "RGB")
+    return on_white(image) if image.mode == "RGBA" else image
 
 
 class ImagePreprocessor:
