@@ -105,3 +105,27 @@ def test_fifos_are_skipped_and_named_and_link_loops_are_named(tmp_path) -> None:
     reasons = {Path(str(f.item)).name: f.reason for f in report.failures}
     assert "not a regular file" in reasons["pipe.jpg"]
     assert "loop.png" in reasons and "cannot be read" in reasons["loop.png"]
+
+
+@pytest.mark.parametrize("expert", ["aisfx.audio", "clap-htsat-tiny.audio"])
+def test_audio_shorter_than_the_experts_minimum_is_named(tmp_path, expert) -> None:
+    import soundfile
+
+    if not bind.weights_available(expert) and expert == "aisfx.audio":
+        pytest.skip("aisfx is not installed")
+    encoder = bind.create_encoder(expert, tiny=True)
+    blip = tmp_path / "blip.wav"
+    soundfile.write(blip, np.array([0.5], np.float32), 16000)  # one sample
+    good = tmp_path / "tone.wav"
+    soundfile.write(good, (0.3 * np.sin(np.arange(3200) / 5)).astype(np.float32), 16000)  # 0.2 s
+    result = bind.embed([blip, good], encoder=encoder, on_error="skip")
+    assert result.indices == [1] and result.failures[0].item == blip
+    assert "shorter than this expert's minimum of 0.1 s" in result.failures[0].reason
+
+
+def test_an_audio_array_with_a_sample_rate_uses_the_default_audio_expert() -> None:
+    if not bind.weights_available("aisfx.audio"):
+        pytest.skip("aisfx is not installed")
+    wave = (0.3 * np.sin(np.arange(16000) / 3)).astype(np.float32)
+    vector = bind.embed(wave, modality="audio", sample_rate=16000)
+    assert vector.shape == (bind.get_card("aisfx.audio").dim,) and torch.isfinite(vector).all()

@@ -133,12 +133,13 @@ class EncoderInfo:
         """Whether the real weights load here without a network (checked on first read, then kept)."""
         return weights_available(get_card(self.name))
 
-def weights_available(card: EncoderCard) -> bool:
-    """Whether the card's real weights can be loaded on this machine without a network.
+def weights_available(card: EncoderCard | str) -> bool:
+    """Whether the real weights of a card (or a registered name) can be loaded here without a network.
 
     Backend modules import no model library at import time, and their checks look at files (installed
     packages, the Hugging Face cache) before importing one, so a "no" is cheap.
     """
+    card = get_card(card) if isinstance(card, str) else card
     try:
         backend = get_backend(card.backend)
     except (UnknownEncoderError, ImportError):

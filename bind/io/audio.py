@@ -22,6 +22,7 @@ from .files import open_source
 SOUNDFILE_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif")
 AV_EXTENSIONS = (".mp3", ".m4a", ".aac", ".opus", ".wma", ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
 SILENCE_PEAK = 1e-4  # a clip whose absolute peak stays below this is rejected as silent
+MIN_SECONDS = 0.1  # the shortest clip an audio expert embeds, unless its card's preprocess.min_seconds says otherwise
 _TRUNCATION_TOLERANCE = (0.1, 0.1)  # (fraction, seconds) a decode may fall short of the declared duration
 
 
@@ -258,21 +259,34 @@ def read_long_windows(item: Any, sample_rate: int, seconds: float, max_windows: 
     return stacked
 
 
+def check_duration(item: Any, samples: np.ndarray, sample_rate: int, min_seconds: float) -> np.ndarray:
+    """``samples`` when the clip lasts at least ``min_seconds``, else an InputError naming ``item``.
+
+    A shorter clip would reach the expert mostly as padding (a 10 s CLAP window repeats a 1 ms clip 10,000
+    times, a tone that is not the sound)."""
+    if len(samples) < min_seconds * sample_rate:
+        raise InputError(item, f"audio is {len(samples) / sample_rate:.3g} s long, shorter than this expert's "
+                               f"minimum of {min_seconds:g} s")
+    return samples
+
+
 class AudioPreprocessor:
     """Item (path, bytes or Waveform) -> float32 tensor ``[W, sample_rate * seconds]``: load, mono,
-    resample, split into windows (``split_windows``); long wav/flac/ogg files are read window by window
+    resample, refuse clips under ``min_seconds``, split into windows (``split_windows``); long wav/flac/ogg files are read window by window
     (``read_long_windows``). Picklable for DataLoader workers."""
 
-    def __init__(self, sample_rate: int, seconds: float, max_windows: int = 8) -> None:
+    def __init__(self, sample_rate: int, seconds: float, max_windows: int = 8, min_seconds: float = MIN_SECONDS) -> None:
         self.sample_rate = int(sample_rate)
         self.seconds = float(seconds)
         self.max_windows = int(max_windows)
+        self.min_seconds = float(min_seconds)
 
     def __call__(self, item: Any) -> Any:
         import torch
 
         windows = read_long_windows(item, self.sample_rate, self.seconds, self.max_windows)
         if windows is None:
-            mono = to_mono_resampled(load_audio(item), self.sample_rate)
+            mono = check_duration(item, to_mono_resampled(load_audio(item), self.sample_rate), self.sample_rate,
+                                  self.min_seconds)
             windows = split_windows(mono, self.sample_rate, self.seconds, self.max_windows)
         return torch.from_numpy(windows)

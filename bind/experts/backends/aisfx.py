@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...errors import ConfigError, InputError, WeightsUnavailableError
-from ...io.audio import SILENCE_PEAK, load_audio, to_mono_resampled
+from ...io.audio import MIN_SECONDS, SILENCE_PEAK, check_duration, load_audio, to_mono_resampled
 from ..cards import EncoderCard
 from ..encoder import Encoder, collate_segments, pool_segments
 
@@ -138,11 +138,13 @@ def log_mel_blocks(samples: np.ndarray, max_blocks: int = 8) -> torch.Tensor:
 class AisfxPreprocessor:
     """Item (path, bytes or Waveform) -> float32 blocks ``[N, 100, 96]`` (see the module doc). Picklable."""
 
-    def __init__(self, max_blocks: int = 8) -> None:
+    def __init__(self, max_blocks: int = 8, min_seconds: float = MIN_SECONDS) -> None:
         self.max_blocks = int(max_blocks)
+        self.min_seconds = float(min_seconds)
 
     def __call__(self, item: Any) -> torch.Tensor:
-        mono = to_mono_resampled(load_audio(item), SPECTROGRAM["sample_rate"])
+        rate = SPECTROGRAM["sample_rate"]
+        mono = check_duration(item, to_mono_resampled(load_audio(item), rate), rate, self.min_seconds)
         peak = float(np.abs(mono).max())
         if peak < SILENCE_PEAK:
             raise InputError(item, f"audio is silent after mixing to mono (peak {peak:.2g} < {SILENCE_PEAK:g})")
@@ -220,7 +222,7 @@ class AisfxEncoder(Encoder):
         return cls(card, pretrained=False, width=TINY_WIDTH)
 
     def preprocessor(self) -> AisfxPreprocessor:
-        return AisfxPreprocessor(self.max_blocks)
+        return AisfxPreprocessor(self.max_blocks, float(self.card.preprocess.get("min_seconds", MIN_SECONDS)))
 
     def collate(self, samples: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         return collate_segments(samples)

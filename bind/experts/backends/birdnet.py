@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ...errors import ConfigError, WeightsUnavailableError
-from ...io.audio import AudioPreprocessor
+from ...io.audio import MIN_SECONDS, AudioPreprocessor
 from ..cards import EncoderCard
 from ..encoder import Encoder, collate_segments, pool_segments
 
@@ -130,7 +130,7 @@ class BirdNetEncoder(Encoder):
 
     def preprocessor(self) -> AudioPreprocessor:
         p = self.card.preprocess
-        return AudioPreprocessor(p["sample_rate"], p["seconds"], p.get("max_windows", 8))
+        return AudioPreprocessor(p["sample_rate"], p["seconds"], p.get("max_windows", 8), p.get("min_seconds", MIN_SECONDS))
 
     def collate(self, samples: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         return collate_segments(samples)

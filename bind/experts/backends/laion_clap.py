@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...errors import ConfigError, WeightsUnavailableError
-from ...io.audio import AudioPreprocessor
+from ...io.audio import MIN_SECONDS, AudioPreprocessor
 from ...io.text import TextPreprocessor
 from ..cards import EncoderCard
 from ..encoder import Encoder, collate_segments, pool_segments
@@ -284,7 +284,8 @@ class ClapEncoder(Encoder):
     def preprocessor(self) -> AudioPreprocessor | TextPreprocessor:
         if self.modality == Modality.AUDIO:
             rate = self.audio_cfg["sample_rate"]
-            return AudioPreprocessor(rate, self.audio_cfg["clip_samples"] / rate, self.max_windows)
+            return AudioPreprocessor(rate, self.audio_cfg["clip_samples"] / rate, self.max_windows,
+                                     float(self.card.preprocess.get("min_seconds", MIN_SECONDS)))
         return TextPreprocessor()
 
     def collate(self, samples: Sequence[Any]) -> Any:
