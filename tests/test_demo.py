@@ -135,3 +135,36 @@ def test_3d_preview_shows_the_shape(tmp_path):
     out = render_preview(assets_dir() / "points" / "torus.ply", tmp_path)
     pixels = np.asarray(Image.open(out))
     assert pixels.shape == (160, 480) and (pixels > 0).mean() > 0.05 and pixels.max() > 200
+
+
+def test_the_demo_serves_twenty_concurrent_users_while_one_sends_a_huge_query(index, cache):
+    """Over loopback: every query is answered (the huge one with a readable refusal) and the server keeps
+    serving. Latencies are measured by bench/demo_load.py, not asserted here."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradio_client import Client
+
+    from bind.apps.webdemo import MAX_QUERY_CHARS, serve
+
+    port = _free_port()
+    page_app = serve(index, host="127.0.0.1", port=port, cache=cache_dir(cache), block=False)
+    try:
+        modalities = ["image", "video", "points", "text", "audio"]
+        url = f"http://127.0.0.1:{port}/"
+
+        def ask(text: str) -> tuple[str, str]:
+            client = Client(url, verbose=False, download_files=False, analytics_enabled=False)
+            return client.predict(text, None, [m for m in modalities if m in present], 5, api_name="/search")
+
+        present = {index.entry(i).modality.value for i in index.ids}
+        queries = ["a cat", "a dog barking", "a guitar", "a rocket", "a bicycle"] * 4
+        huge = "a very long query " * (100_000 // 18)
+        with ThreadPoolExecutor(max_workers=21) as pool:
+            huge_answer = pool.submit(ask, huge)
+            answers = list(pool.map(ask, queries))
+        assert all('class="bind-hit"' in html and status.startswith("5 results") for html, status in answers)
+        html, status = huge_answer.result()
+        assert html == "" and f"at most {MAX_QUERY_CHARS:,}" in status
+        assert "cat" in ask("a cat")[0]  # still serving
+    finally:
+        page_app.close()

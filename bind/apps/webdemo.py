@@ -2,7 +2,9 @@
 
 Results of every modality are shown with their scores: images inline, audio and video playable, 3D shapes
 as a rendered depth preview. A query that cannot be embedded (an unreadable file, an unknown extension, a
-modality the space lacks) shows a readable message in the page; the server keeps serving.
+modality the space lacks, a text over ``MAX_QUERY_CHARS``) shows a readable message in the page; the server
+keeps serving. Queries go through Gradio's bounded queue (``QUEUE_SIZE`` waiting, ``WORKERS`` at once), so
+one user's slow query cannot stall everyone (``bench/demo_load.py`` measures it).
 
 Needs the ``demo`` extra (``pip install bind[demo]``, i.e. gradio).
 """
@@ -28,6 +30,9 @@ from .demo import NO_AUDIO, Row, captions, rows
 FILE_ROUTE = "/gradio_api/file="  # how Gradio (>= 5) serves the files under launch(allowed_paths=...)
 PREVIEW_ANGLES = ((30.0, 20.0), (120.0, 20.0), (0.0, 80.0))  # (azimuth, elevation) of the 3D preview views
 MODALITY_CHOICES = [m.value for m in (Modality.IMAGE, Modality.VIDEO, Modality.POINTS, Modality.TEXT, Modality.AUDIO)]
+MAX_QUERY_CHARS = 1000  # a text query's cap: one user's query costs bounded time
+QUEUE_SIZE = 64  # queries waiting beyond this are refused with "queue full" rather than piling up
+WORKERS = 2  # queries embedded at once; the rest wait in the queue, first come first served
 
 
 def render_preview(path: str | Path, folder: Path, size: int = 160) -> Path:
@@ -63,6 +68,8 @@ class DemoApp:
                                   "a sound, a video or a 3D file (.ply .obj .off .stl .glb .npy)")
             query: Any = Path(upload)
             described = f"{kind.value} {Path(upload).name}"
+        elif len(text) > MAX_QUERY_CHARS:
+            return "", _error(f"the query is {len(text):,} characters long; the demo takes at most {MAX_QUERY_CHARS:,}")
         else:
             kind, query, described = Modality.TEXT, text, repr(text)
         if not modalities:
@@ -125,7 +132,7 @@ def build_app(app: DemoApp) -> Any:
         gr.Markdown("# bind: any-to-any search over assets/\nType a query or upload an image, a sound, a video "
                     f"or a 3D file.{note}")
         with gr.Row():
-            text = gr.Textbox(label="Text query", placeholder="a cat", elem_id="bind-text")
+            text = gr.Textbox(label="Text query", placeholder="a cat", elem_id="bind-text", max_length=MAX_QUERY_CHARS)
             upload = gr.File(label="or upload a file", type="filepath", elem_id="bind-upload")
         with gr.Row():
             modalities = gr.CheckboxGroup(choices, value=choices, label="Result modalities", elem_id="bind-modalities")
@@ -135,8 +142,8 @@ def build_app(app: DemoApp) -> Any:
         results = gr.HTML(elem_id="bind-results")
         inputs = [text, upload, modalities, k]
         for trigger in (button.click, text.submit, upload.upload):
-            trigger(app.query, inputs, [results, status])
-    return page
+            trigger(app.query, inputs, [results, status], api_name="search" if trigger == button.click else False)
+    return page.queue(max_size=QUEUE_SIZE, default_concurrency_limit=WORKERS)
 
 
 def serve(index: Index, *, host: str = "127.0.0.1", port: int = 7860, cache: Path, block: bool = True) -> Any:
