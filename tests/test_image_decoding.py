@@ -2,12 +2,10 @@
 CMYK and palette transparency converted; and the decoding version keeps old and new vectors apart."""
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from PIL import Image
 
