@@ -15,7 +15,7 @@ name when the title is unusable (empty, the author's name, a collection title su
 shared by many files). Items without any usable name are dropped; identical images (after compositing) are kept once; at most
 ``--max-per-caption`` training items share a caption (1,375 star shapes are all titled "gramastar") and
 in val/test every caption is unique, so retrieval there has exactly one right answer.
-Transparent PNGs are composited onto white (bind's image loader would turn transparency black) and
+Transparent PNGs are composited onto white (``bind.io.image.on_white``, as bind's image loader does) and
 shrunk to at most ``--max-side`` pixels; the copies go to ``OUT/images/``. The split (80/10/10) is a
 seeded hash of the caption, so items sharing a caption never straddle train and test. Open Clip Art items
 that bind's own ``assets/`` use are left out, so the assets stay an unseen check. Outputs, written

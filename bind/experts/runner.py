@@ -15,9 +15,10 @@ same pass (e.g. a video's sound track, read from the container the frames come f
 """
 from __future__ import annotations
 
+import gc
 import dataclasses
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Callable
 
 import torch
@@ -144,6 +145,23 @@ def _one_thread_worker(_: int) -> None:
     torch.set_num_threads(1)
 
 
+def start_workers(loader: DataLoader) -> Iterator[Any]:
+    """``iter(loader)``, its worker processes forked from a collected, frozen heap.
+
+    Garbage is collected here first and the rest frozen while the workers fork, so a worker's garbage
+    collector never frees an object it inherited: a PyAV filter graph (audio resampling) freed in a forked
+    child waits forever on its parent's threads.
+    """
+    if not loader.num_workers:
+        return iter(loader)
+    gc.collect()
+    gc.freeze()
+    try:
+        return iter(loader)
+    finally:
+        gc.unfreeze()
+
+
 def run(items: list[Any], wanted: Sequence[Wanted], *, modality: Modality, batch_size: int = 32,
         progress: bool = False, num_workers: int | None = None, on_error: str = "skip",
         decoders: Mapping[str, Callable[..., Decoded | None]] | None = None,
@@ -172,12 +190,12 @@ def run(items: list[Any], wanted: Sequence[Wanted], *, modality: Modality, batch
                         prefetch_factor=4 if num_workers else None, persistent_workers=False)
     rows: list[dict[int, torch.Tensor]] = [{} for _ in wanted]
     failures: list[list[InputError]] = [[] for _ in wanted]
-    batches: Iterable = loader
+    batches: Iterable = start_workers(loader)
     if progress:
         from tqdm.auto import tqdm
 
         names = ", ".join(sorted({w.card.name for w in wanted}))
-        batches = tqdm(loader, desc=f"embed {names}", unit="batch")
+        batches = tqdm(batches, desc=f"embed {names}", unit="batch", total=len(loader))
     with torch.inference_mode():
         for parts, found in batches:
             if extras is not None:

@@ -25,6 +25,13 @@ from .files import open_source
 Decoder = Literal["auto", "decord", "pyav"]
 
 
+
+def rgb_frame(frame: Any) -> np.ndarray:
+    """A decoded PyAV frame as an ``HxWx3`` uint8 array, converted on the calling thread: PyAV >= 17 converts
+    on a pool of threads by default, which a DataLoader worker forked from a process that used it waits on
+    forever."""
+    return frame.to_ndarray(format="rgb24", threads=1)
+
 def frame_indices(total: int, count: int) -> np.ndarray:
     """``count`` evenly spaced indices into ``total`` frames (segment centres); every frame once if fewer."""
     if total <= count:
@@ -122,7 +129,7 @@ def _read_pyav(item: Any, source: str | io.BytesIO, count: int) -> np.ndarray:
         try:
             for decoded, frame in enumerate(container.decode(container.streams.video[0]), start=1):
                 if decoded - 1 in keep:
-                    frames.append(frame.to_ndarray(format="rgb24"))
+                    frames.append(rgb_frame(frame))
                 if decoded > wanted[-1]:
                     break
         except av.error.FFmpegError as exc:
@@ -285,7 +292,7 @@ def read_frames_and_track(item: Any, count: int, folder: str | os.PathLike,
                     try:
                         for frame in packet.decode():
                             if decoded in keep:
-                                frames.append(frame.to_ndarray(format="rgb24"))
+                                frames.append(rgb_frame(frame))
                             decoded += 1
                     except av.error.FFmpegError as exc:
                         raise InputError(item, f"corrupt or truncated video after {decoded} frames: {exc}") from None
