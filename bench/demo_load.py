@@ -50,7 +50,7 @@ def user(url: str, modalities: list[str], count: int, offset: int) -> list[float
     latencies = []
     for i in range(count):
         start = time.perf_counter()
-        html, _ = client.predict(QUERIES[(offset + i) % len(QUERIES)], None, modalities, 8, api_name="/search")
+        html, _ = client.predict(QUERIES[(offset + i) % len(QUERIES)], None, modalities, 8, "mixed", api_name="/search")
         latencies.append(time.perf_counter() - start)
         if "bind-hit" not in html:
             raise RuntimeError("a short query got no results")
@@ -62,7 +62,7 @@ def disturber(url: str, modalities: list[str], text: str, stop: threading.Event)
     client = Client(url, verbose=False, download_files=False, analytics_enabled=False)
     sent = 0
     while not stop.is_set():
-        client.predict(text, None, modalities, 8, api_name="/search")
+        client.predict(text, None, modalities, 8, "mixed", api_name="/search")
         sent += 1
     return sent
 

@@ -154,7 +154,7 @@ def test_the_demo_serves_twenty_concurrent_users_while_one_sends_a_huge_query(in
 
         def ask(text: str) -> tuple[str, str]:
             client = Client(url, verbose=False, download_files=False, analytics_enabled=False)
-            return client.predict(text, None, [m for m in modalities if m in present], 5, api_name="/search")
+            return client.predict(text, None, [m for m in modalities if m in present], 5, "mixed", api_name="/search")
 
         present = {index.entry(i).modality.value for i in index.ids}
         queries = ["a cat", "a dog barking", "a guitar", "a rocket", "a bicycle"] * 4

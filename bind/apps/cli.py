@@ -116,19 +116,22 @@ def _search(args: argparse.Namespace) -> int:
     value, kind = given[0]
     index = Index.load(args.index)
     hits = index.search(value if kind == "text" else Path(value), k=args.k, result_modality=args.result_modality,
-                        query_modality=kind)
+                        query_modality=kind, correction=args.correction, min_score=args.min_score)
     assert isinstance(hits, list)
     if args.json:
-        print(json.dumps([{"rank": rank, "score": round(hit.score, 6), "modality": hit.modality.value, "id": hit.id,
-                           "metadata": hit.metadata} for rank, hit in enumerate(hits, 1)], indent=2))  # type: ignore[union-attr]
+        print(json.dumps([{"rank": rank, "relevance": None if hit.relevance is None else round(hit.relevance, 6),
+                           "score": round(hit.score, 6), "cosine": round(hit.cosine, 6), "modality": hit.modality.value,
+                           "id": hit.id, "metadata": hit.metadata}
+                          for rank, hit in enumerate(hits, 1)], indent=2))  # type: ignore[union-attr]
         return 0
-    table = [("rank", "score", "modality", "id", "metadata")]
-    table += [(str(rank), f"{hit.score:.3f}", hit.modality.value, hit.id,  # type: ignore[union-attr]
+    table = [("rank", "relevance", "score", "cosine", "modality", "id", "metadata")]
+    table += [(str(rank), "-" if hit.relevance is None else f"{hit.relevance:.2f}", f"{hit.score:.3f}",  # type: ignore[union-attr]
+               f"{hit.cosine:.3f}", hit.modality.value, hit.id,  # type: ignore[union-attr]
                ", ".join(f"{key}={val}" for key, val in hit.metadata.items()))  # type: ignore[union-attr]
               for rank, hit in enumerate(hits, 1)]
-    widths = [max(len(row[i]) for row in table) for i in range(4)]
+    widths = [max(len(row[i]) for row in table) for i in range(6)]
     for row in table:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths)) + "  " + row[4])
+        print("  ".join(cell.ljust(width) for cell, width in zip(row[:6], widths)) + "  " + row[6])
     return 0
 
 
@@ -274,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only results of this modality (repeatable)")
     p.add_argument("--modality", action=_RenamedResultFilter, help=argparse.SUPPRESS)
     p.add_argument("-k", type=int, default=10, help="number of results (default 10)")
+    p.add_argument("--correction", metavar="METHOD", help="hubness correction of this search: none, csls, "
+                   "inverted_softmax or qb_norm (default: the index's; see bind.index.scores)")
+    p.add_argument("--min-score", type=float, metavar="R", help="drop hits whose calibrated relevance is below R")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(run=_search)
 

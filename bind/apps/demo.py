@@ -68,6 +68,8 @@ class Row:
     id: str
     path: str
     caption: str
+    cosine: float | None = None
+    relevance: float | None = None
 
 
 def rows(hits: list[Hit], by_path: dict[str, AssetEntry]) -> list[Row]:
@@ -76,14 +78,17 @@ def rows(hits: list[Hit], by_path: dict[str, AssetEntry]) -> list[Row]:
     for rank, hit in enumerate(hits, 1):
         path = str(hit.metadata.get("path", ""))
         entry = by_path.get(path)
-        out.append(Row(rank, hit.score, hit.modality, hit.id, path, entry.caption if entry else path))
+        out.append(Row(rank, hit.score, hit.modality, hit.id, path, entry.caption if entry else path, hit.cosine,
+                       hit.relevance))
     return out
 
 
 def format_rows(table: list[Row]) -> str:
-    """A readable table: rank, score, modality, id, caption."""
-    lines = [f"  {'#':>2}  {'score':>6}  {'modality':<8}  {'id':<28}  caption"]
-    lines += [f"  {r.rank:>2}  {r.score:6.3f}  {r.modality.value:<8}  {r.id:<28}  {r.caption}" for r in table]
+    """A readable table: rank, relevance (- where uncalibrated), score, cosine, modality, id, caption."""
+    lines = [f"  {'#':>2}  {'rel':>4}  {'score':>6}  {'cosine':>6}  {'modality':<8}  {'id':<28}  caption"]
+    lines += [f"  {r.rank:>2}  {'-' if r.relevance is None else f'{r.relevance:.2f}':>4}  {r.score:6.3f}  "
+              f"{r.cosine if r.cosine is not None else r.score:6.3f}  {r.modality.value:<8}  {r.id:<28}  {r.caption}"
+              for r in table]
     return "\n".join(lines)
 
 

@@ -56,8 +56,11 @@ class DemoApp:
         self.preview_dir = Path(preview_dir)
         self.by_path = captions() if by_path is None else by_path
 
-    def query(self, text: str | None, upload: str | None, modalities: list[str] | None, k: float) -> tuple[str, str]:
-        """Search with the uploaded file (when given) or the text; returns (results HTML, status markdown)."""
+    def query(self, text: str | None, upload: str | None, modalities: list[str] | None, k: float,
+              layout: str = "mixed") -> tuple[str, str]:
+        """Search with the uploaded file (when given) or the text; returns (results HTML, status markdown).
+
+        ``layout``: "mixed" (one ranking of every modality) or "lanes" (the top ``k`` of each modality)."""
         text = (text or "").strip()
         if not upload and not text:
             return "", "Type a query or upload a file."
@@ -74,19 +77,26 @@ class DemoApp:
             kind, query, described = Modality.TEXT, text, repr(text)
         if not modalities:
             return "", _error("select at least one result modality")
+        lanes = [[m] for m in modalities] if layout == "lanes" else [modalities]
         try:
-            hits = self.index.search(query, k=max(1, int(k)), result_modality=modalities, query_modality=kind)
+            tables = [rows(self.index.search(query, k=max(1, int(k)), result_modality=lane, query_modality=kind),  # type: ignore[arg-type]
+                           self.by_path) for lane in lanes]
         except BindError as exc:
             return "", _error(f"could not search with {described}: {getattr(exc, 'reason', exc)}")
-        table = rows(hits, self.by_path)  # type: ignore[arg-type]
-        return self.results_html(table), f"{len(table)} results for {described}"
+        count = sum(len(table) for table in tables)
+        if layout == "lanes":
+            html_rows = "".join(f'<h4>{html.escape(lane[0])}</h4>{self.results_html(table)}'
+                                for lane, table in zip(lanes, tables) if table)
+            return f'<div class="bind-lanes">{html_rows}</div>', f"{count} results for {described}, by modality"
+        return self.results_html(tables[0]), f"{count} results for {described}"
 
     def results_html(self, table: list[Row]) -> str:
         """One card per result: rank, score, modality, the media itself, caption."""
         cards = []
         for row in table:
+            relevance = "" if row.relevance is None else f"relevance {row.relevance:.2f} · "
             cards.append(f'<div class="bind-hit" data-modality="{row.modality.value}">'
-                         f'<div><b>#{row.rank}</b> {row.score:.3f} · {row.modality.value}</div>'
+                         f'<div><b>#{row.rank}</b> {relevance}cos {row.cosine:.3f} · {row.modality.value}</div>'
                          f'{self.media(row)}<div class="bind-caption">{html.escape(row.caption)}</div></div>')
         return f'<div class="bind-results">{"".join(cards)}</div>'
 
@@ -137,10 +147,11 @@ def build_app(app: DemoApp) -> Any:
         with gr.Row():
             modalities = gr.CheckboxGroup(choices, value=choices, label="Result modalities", elem_id="bind-modalities")
             k = gr.Slider(1, max(1, len(app.index)), value=min(8, len(app.index)), step=1, label="Results")
+            layout = gr.Radio(["mixed", "lanes"], value="mixed", label="Layout", elem_id="bind-layout")
             button = gr.Button("Search", variant="primary", elem_id="bind-search")
         status = gr.Markdown(elem_id="bind-status")
         results = gr.HTML(elem_id="bind-results")
-        inputs = [text, upload, modalities, k]
+        inputs = [text, upload, modalities, k, layout]
         for trigger in (button.click, text.submit, upload.upload):
             trigger(app.query, inputs, [results, status], api_name="search" if trigger == button.click else False)
     return page.queue(max_size=QUEUE_SIZE, default_concurrency_limit=WORKERS)

@@ -31,6 +31,8 @@ from ..io import decoding_version, versions
 from . import storage
 from .ann import Ann, check_options, faiss_available, import_faiss
 from .exact import topk
+from .scores import (Calibration, References, Scoring, candidates, corrected, parse_method, references, space_banks,
+                     space_calibration)
 from .folder import FileEntry, FolderReport, scan
 
 if TYPE_CHECKING:
@@ -53,12 +55,18 @@ _DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
 @dataclasses.dataclass(frozen=True)
 class Hit:
-    """One search result: the item's id, its cosine similarity to the query, modality and metadata."""
+    """One search result: the item's id, its ranking ``score``, modality and metadata; ``cosine`` with the
+    query, and ``relevance`` in [0, 1] where the (query modality, item modality) pair is calibrated.
+
+    ``score`` is the hubness-corrected score (:mod:`bind.index.scores`), or the cosine with no correction.
+    """
 
     id: str
     score: float
     modality: Modality
     metadata: dict[str, Any]
+    cosine: float | None = None
+    relevance: float | None = None
 
 
 @dataclasses.dataclass
@@ -124,6 +132,12 @@ def _index_from_version_2(manifest: dict[str, Any]) -> dict[str, Any]:
     return {**manifest, "files": None}
 
 
+@versions.migration("index", 3)
+def _index_from_version_3(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Version 3 had no score settings: the default hubness correction, the own-items bank, no calibration."""
+    return {**manifest, "scoring": Scoring().to_dict(), "banks": [], "calibration": {}}
+
+
 class Index:
     """Items of any modality, embedded by one space, with exact or approximate top-k search.
 
@@ -138,10 +152,14 @@ class Index:
     ``"faiss-flat"``, ``"faiss-ivf"`` or ``"faiss-hnsw"``. ``dtype``: float32 or float16 storage (float16
     halves memory; scores agree to ~1e-3). ``options``: backend parameters (:data:`bind.index.ann.DEFAULTS`:
     IVF ``nlist``/``nprobe``, HNSW ``M``/``ef_construction``/``ef_search``). Not thread-safe for writes.
+    ``scoring``: the hubness correction searches apply by default (a :class:`Scoring` or a method name of
+    :data:`bind.index.scores.METHODS`); ``calibration``: relevance maps per modality pair (default: the
+    space's own, when it ships one for its identity). Both are saved with the index.
     """
 
     def __init__(self, space: Space, backend: str = "auto", dtype: Any = torch.float32, *,
-                 options: dict[str, Any] | None = None) -> None:
+                 options: dict[str, Any] | None = None, scoring: Scoring | str | None = None,
+                 calibration: Calibration | None = None) -> None:
         if backend not in BACKENDS:
             raise ConfigError(f"unknown index backend {backend!r}; expected one of {', '.join(BACKENDS)}")
         kind = AUTO_KIND if backend == "auto" else backend.removeprefix("faiss-") if backend != "exact" else None
@@ -165,6 +183,12 @@ class Index:
         self._ann: Ann | None = None
         self._next_auto = 0
         self._warned_auto = False
+        self.scoring = Scoring(scoring) if isinstance(scoring, str) else scoring or Scoring()
+        self.calibration = calibration if calibration is not None else space_calibration(space)
+        self._banks: dict[Modality, np.ndarray] = {}  # query banks set by the user, by query modality
+        self._refs: dict[Modality, References | None] = {}
+        self._refs_at = -1  # the value of _changes the references were computed at
+        self._changes = 0
 
     # --- inspection ---------------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -342,6 +366,7 @@ class Index:
         self._sources.extend(sources or [None] * count)
         self._slot.update((item_id, start + i) for i, item_id in enumerate(ids))
         self._next_auto = max([self._next_auto] + [int(i) + 1 for i in ids if i.isascii() and i.isdigit()])
+        self._changes += 1
         self._maybe_compact()
 
     def _reserve(self, rows: int) -> None:
@@ -361,6 +386,7 @@ class Index:
         del self._slot[self._ids[slot]]  # type: ignore[arg-type]
         self._alive[slot] = False
         self._ids[slot] = self._metadata[slot] = self._sources[slot] = None
+        self._changes += 1
 
     def _maybe_compact(self) -> None:
         slots = len(self._ids)
@@ -380,6 +406,7 @@ class Index:
     def search(self, query: Any = None, k: int = 10, *,
                result_modality: str | Modality | Iterable[str | Modality] | None = None,
                query_modality: str | Modality | None = None, compose: Sequence[tuple[Any, ...]] | None = None,
+               correction: str | bool | None = None, min_score: float | None = None,
                batch_size: int = 32, sample_rate: int | None = None,
                modality: Any = None) -> list[Hit] | list[list[Hit]]:
         """The ``k`` stored items closest to a query, best first.
@@ -390,8 +417,12 @@ class Index:
         bytes); it also makes an array an item to embed rather than a vector. ``compose``: instead of
         ``query``, weighted terms ``[(item, weight), ...]`` or ``(item, weight, modality)`` combined by
         ``space.compose`` into one query. ``result_modality``: only return items of this modality (or these
-        modalities); still ``k`` hits when that many exist. ``modality=`` is refused (ConfigError): it
-        names an input's modality everywhere in bind, and here was once the result filter.
+        modalities); still ``k`` hits when that many exist. ``correction``: the hubness correction of this
+        search (a method of :data:`bind.index.scores.METHODS`, True, or False for plain cosines; default: the
+        index's ``scoring``). ``min_score``: drop hits whose calibrated relevance is below it (ConfigError when
+        a pair has no calibration). Hits are ranked by relevance where every pair of the search is calibrated,
+        else by score. ``modality=`` is refused (ConfigError): it names an input's modality everywhere in
+        bind, and here was once the result filter.
         """
         _refuse_modality("search", modality, "the query's own modality is query_modality=...")
         if not isinstance(k, int) or k < 1:
@@ -404,15 +435,18 @@ class Index:
                 raise ConfigError("query_modality applies to query=...; give a compose term its modality as "
                                   "(item, weight, modality)")
             vectors, single = self.space.compose(compose, batch_size=batch_size, sample_rate=sample_rate)[None], True
+            kinds: list[Modality | None] = [None]  # a blend of modalities: no one bank fits it
         elif query is None:
             raise ConfigError("search needs a query (an item, a list of items or vectors) or compose=...")
         elif wanted is None and self._vector_query(query):
             single = not isinstance(query, (list, tuple)) and np.ndim(query) == 1
-            vectors = query
+            vectors, kinds = query, [None]
         else:
             items, single = as_items(query)
             vectors = self.space.embed(items, wanted, batch_size=batch_size, sample_rate=sample_rate)
-        hits = self.search_vectors(vectors, k, result_modality=result_modality)
+            kinds = [wanted or self._modality_of(item, sample_rate) for item in items]
+        hits = self.search_vectors(vectors, k, result_modality=result_modality, query_modality=kinds,
+                                   correction=correction, min_score=min_score)
         return hits[0] if single else hits
 
     def _vector_query(self, query: Any) -> bool:
@@ -442,11 +476,17 @@ class Index:
 
     def search_vectors(self, vectors: Any, k: int = 10, *,
                        result_modality: str | Modality | Iterable[str | Modality] | None = None,
+                       query_modality: str | Modality | Sequence[str | Modality | None] | None = None,
+                       correction: str | bool | None = None, min_score: float | None = None,
                        modality: Any = None) -> list[list[Hit]]:
         """Top-``k`` hits for each query vector (``[dim]`` or ``[q, dim]``, normalised here), only of
-        ``result_modality`` (a modality or several) when given; ``modality=`` is refused (ConfigError)."""
-        _refuse_modality("search_vectors", modality, "query vectors have no modality")
+        ``result_modality`` (a modality or several) when given. ``query_modality`` (one, or one per vector)
+        picks the query bank of the hubness correction; without it vectors are ranked by cosine.
+        ``correction`` and ``min_score`` as in :meth:`search`; ``modality=`` is refused (ConfigError)."""
+        _refuse_modality("search_vectors", modality, "query vectors have no modality; use query_modality=...")
         queries = self._query_matrix(vectors)
+        method = parse_method(correction, self.scoring.method)
+        kinds = self._query_kinds(query_modality, len(queries))
         slots = len(self._ids)
         allowed = None
         if result_modality is not None:
@@ -456,6 +496,9 @@ class Index:
         ann = self._sync_ann()
         matrix = torch.from_numpy(self._vectors[:slots])
         mask = torch.from_numpy(allowed) if allowed is not None else None
+        wanted_k = k
+        if method != "none" and any(kind is not None for kind in kinds):
+            k = candidates(k, len(self._slot) if allowed is None else int(allowed.sum()))
         if ann is None:
             scores, rows = topk(queries, matrix, k, mask)
             scores, rows = scores.numpy(), rows.numpy()
@@ -467,8 +510,73 @@ class Index:
             if len(short):  # a filter the ANN probes could not satisfy: exact search over the allowed rows
                 exact_scores, exact_rows = topk(queries[short], matrix, want, mask)
                 scores[short], rows[short] = exact_scores.numpy(), exact_rows.numpy()
-        return [[Hit(self._ids[r], float(s), _CODES[self._codes[r]], dict(self._metadata[r] or {}))  # type: ignore[arg-type]
-                 for s, r in zip(score_row, row) if r >= 0] for score_row, row in zip(scores, rows)]
+        return [self._ranked(scores[i : i + 1], rows[i : i + 1], kinds[i], method, wanted_k, min_score)
+                for i in range(len(queries))]
+
+    def _query_kinds(self, value: Any, count: int) -> list[Modality | None]:
+        if value is None or isinstance(value, (str, Modality)):
+            return [None if value is None else Modality.parse(value)] * count
+        kinds = [None if v is None else Modality.parse(v) for v in value]
+        if len(kinds) != count:
+            raise ConfigError(f"query_modality names {len(kinds)} modalities for {count} query vectors")
+        return kinds
+
+    def _ranked(self, cosines: np.ndarray, rows: np.ndarray, kind: Modality | None, method: str, k: int,
+                min_score: float | None) -> list[Hit]:
+        """One query's hits: candidates re-scored under ``method``, ranked, calibrated, cut."""
+        used = method if kind is not None else "none"
+        refs = self._references(kind) if used != "none" else None
+        used = used if refs is not None else "none"
+        scores = corrected(used, cosines, rows, refs, self.scoring.k)[0]
+        keep = rows[0] >= 0
+        hits = [Hit(self._ids[r], float(s), _CODES[self._codes[r]], dict(self._metadata[r] or {}),  # type: ignore[arg-type]
+                    float(c), self.calibration.relevance(used, kind, _CODES[self._codes[r]], float(s)))
+                for s, c, r in zip(scores[keep], cosines[0][keep], rows[0][keep])]
+        present = {hit.modality for hit in hits}
+        if min_score is not None and not self.calibration.covers(used, kind, present):
+            pairs = ", ".join(sorted(f"{kind.value if kind else 'vector'}->{m.value}" for m in present))
+            raise ConfigError(f"min_score needs a calibrated relevance, and this search's pairs ({pairs}) under "
+                              f"correction {used!r} have no calibration in this index")
+        by_relevance = bool(hits) and self.calibration.covers(used, kind, present)
+        hits.sort(key=lambda hit: -(hit.relevance if by_relevance else hit.score))  # type: ignore[operator]
+        if min_score is not None:
+            hits = [hit for hit in hits if hit.relevance >= min_score]  # type: ignore[operator]
+        return hits[:k]
+
+    # --- score references ----------------------------------------------------------------------------------
+    def set_query_bank(self, items: Any, modality: str | Modality, *, batch_size: int = 32,
+                       sample_rate: int | None = None) -> None:
+        """Use ``items`` (items of ``modality``, or their ``[n, dim]`` space embeddings) as the query bank
+        of the hubness correction for queries of ``modality``, instead of the index's own items of that
+        modality: e.g. a log of real queries. Saved with the index."""
+        kind = Modality.parse(modality)
+        vectors = items if self._vector_query(items) and np.ndim(items) == 2 else self.space.embed(
+            as_items(items)[0], kind, batch_size=batch_size, sample_rate=sample_rate)
+        bank = self._query_matrix(vectors).numpy()
+        if len(bank) < self.scoring.k:
+            raise ConfigError(f"a query bank needs at least k = {self.scoring.k} items, got {len(bank)}")
+        self._banks[kind] = bank
+        self._changes += 1
+
+    def _references(self, kind: Modality) -> References | None:
+        """Every slot's references against ``kind``'s bank (recomputed after any change), or None without one."""
+        if self._refs_at != self._changes:
+            self._refs, self._refs_at = {}, self._changes
+        if kind not in self._refs:
+            slots = len(self._ids)
+            bank_slots = None
+            shipped = space_banks(self.space)
+            if kind in self._banks or kind in shipped:
+                bank = self._banks.get(kind, shipped.get(kind))
+            else:
+                bank_slots = np.flatnonzero(self._alive[:slots] & (self._codes[:slots] == _CODES.index(kind)))
+                if len(bank_slots) > self.scoring.bank_size:
+                    bank_slots = bank_slots[np.linspace(0, len(bank_slots) - 1, self.scoring.bank_size).round().astype(int)]
+                bank = np.asarray(self._vectors[bank_slots], np.float32)
+            enough = len(bank) >= self.scoring.k + (bank_slots is not None)
+            self._refs[kind] = references(self._vectors[:slots], self._alive[:slots], bank, bank_slots,
+                                          self.scoring) if enough else None
+        return self._refs[kind]
 
     def _ann_kind(self) -> str | None:
         if self.backend == "exact":
@@ -673,6 +781,8 @@ class Index:
             "backend": self.backend, "options": self.options, "slots": slots, "count": len(self),
             "next_auto_id": self._next_auto,
             "ann": None if ann is None else {"kind": ann.kind, "options": ann.options, "trained_on": ann.trained_on},
+            "scoring": self.scoring.to_dict(), "banks": sorted(m.value for m in self._banks),
+            "calibration": self.calibration.to_dict(),
         }
         records = (None if item_id is None else {"id": item_id, "modality": _CODES[self._codes[i]].value,
                                                  "metadata": self._metadata[i], "source": self._sources[i]}
@@ -683,6 +793,8 @@ class Index:
             storage.write_lines(folder / "records.jsonl", records)
             if ann is not None:
                 ann.write(folder / "ann.faiss")
+            for kind, bank in self._banks.items():
+                storage.write_array(folder / f"bank.{kind.value}.npy", bank)
             self.space.save(folder / "space")
             files = storage.checksums(folder, MANIFEST)  # written last, naming every other file
             storage.write_json(folder / MANIFEST, {**manifest, "files": files})
@@ -723,7 +835,14 @@ class Index:
             raise ConfigError(f"index {directory} was built with space {stored} and cannot be searched with "
                               f"space {space.identity}: embeddings of different spaces are not comparable; load "
                               f"it with the space it was built with (or without space=...), or rebuild it")
-        index = cls(space, manifest["backend"], manifest["dtype"], options=manifest["options"])
+        index = cls(space, manifest["backend"], manifest["dtype"], options=manifest["options"],
+                    scoring=Scoring.from_dict(manifest["scoring"]),
+                    calibration=Calibration.from_dict(manifest["calibration"]))
+        for name in manifest["banks"]:
+            try:
+                index._banks[Modality.parse(name)] = np.load(folder / f"bank.{name}.npy", allow_pickle=False)
+            except (OSError, ValueError, EOFError) as exc:
+                raise IndexCorruptError(f"index {directory}: bank.{name}.npy is damaged ({exc})") from None
         try:
             vectors = np.load(folder / "vectors.npy", mmap_mode="c" if mmap else None, allow_pickle=False)
         except (OSError, ValueError, EOFError) as exc:

@@ -6,7 +6,8 @@ an index stores bumps :data:`FORMAT_VERSION` and registers, next to the code tha
 per kind from the previous version (``@migration("index", 2)`` upgrades an index manifest from 2 to 3).
 
 History: 1 - the layout before the engine rebuild; 2 - spaces and indexes share one version (space.json
-gains ``"format": "bind-space"``); 3 - an index manifest records every file's size and sha256 (``files``).
+gains ``"format": "bind-space"``); 3 - an index manifest records every file's size and sha256 (``files``);
+4 - an index manifest records its score settings (``scoring``, ``banks``, ``calibration``).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Any
 
 from ..errors import ConfigError
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 
 Migration = Callable[[dict[str, Any]], dict[str, Any]]
 _MIGRATIONS: dict[tuple[str, int], Migration] = {}

@@ -52,6 +52,9 @@ class Space:
     kind: ClassVar[str] = ""
     _means: dict[Modality, torch.Tensor]
     _gap_correction: bool
+    # relevance maps shipped with a space folder for its identity (``calibration.json``, read by load_space;
+    # used by bind.Index, never part of the identity: they rescale scores, not vectors)
+    score_calibration: dict[str, Any] | None = None
 
     def __init__(self) -> None:
         self._means = {}
@@ -298,7 +301,10 @@ class Space:
         bytes; e.g. one LabelBridge shared by several paths) is listed in space.json's ``aliases``
         (``{alias key: stored key}``) instead of being written again.
         """
-        return persist.save_space(*self.state(), directory)
+        config, tensors = self.state()
+        shipped = self.score_calibration  # kept only while the space is the one it was fitted for
+        keep = shipped if shipped and shipped.get("space_identity") == persist.identity(config, tensors) else None
+        return persist.save_space(config, tensors, directory, keep)
 
     # printing ---------------------------------------------------------------------------------------------
     def _lines(self) -> list[str]:

@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import safetensors.torch
 import torch
 
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from .base import Space
 
 SPACE_FILE = "space.json"
+CALIBRATION_FILE = "calibration.json"  # optional: {"space_identity", "methods": {method: {pair: Platt}}}
+BANKS_FILE = "query_banks.safetensors"  # optional, with it: a query bank [n, dim] per query modality
 WEIGHTS_FILE = "weights.safetensors"
 FORMAT = "bind-space"
 
@@ -53,8 +56,9 @@ def _name_the_format(data: dict[str, Any]) -> dict[str, Any]:
 
 
 @migration("space", 2)
-def _space_from_version_2(data: dict[str, Any]) -> dict[str, Any]:
-    """Version 3 changed only index manifests: a space folder is unchanged."""
+@migration("space", 3)
+def _space_unchanged(data: dict[str, Any]) -> dict[str, Any]:
+    """Versions 3 and 4 changed only index manifests: a space folder is unchanged."""
     return data
 
 
@@ -95,8 +99,10 @@ def identity(config: dict[str, Any], tensors: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def save_space(config: dict[str, Any], tensors: dict[str, torch.Tensor], directory: str | os.PathLike) -> Path:
-    """Write a space folder (space.json + weights.safetensors) atomically; returns its path."""
+def save_space(config: dict[str, Any], tensors: dict[str, torch.Tensor], directory: str | os.PathLike,
+               score_data: dict[str, Any] | None = None) -> Path:
+    """Write a space folder (space.json + weights.safetensors, and ``score_data`` when given) atomically;
+    returns its path."""
     target = Path(directory)
     stored, aliases = _dedupe_tensors(tensors)
     text = json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION, "aliases": aliases, "space": config},
@@ -106,6 +112,8 @@ def save_space(config: dict[str, Any], tensors: dict[str, torch.Tensor], directo
     with atomic_dir(target) as staging:
         (staging / SPACE_FILE).write_text(text + "\n")
         safetensors.torch.save_file(stored, str(staging / WEIGHTS_FILE), metadata={"format": "pt"})
+        if score_data is not None:
+            write_score_data(score_data, staging)
     return target
 
 
@@ -131,7 +139,33 @@ def load_space(path_or_name: str | os.PathLike) -> Space:
     if not isinstance(data, dict) or "space" not in data:
         raise ConfigError(f"{config_path}: not a bind space")
     data = upgrade("space", data, config_path)
-    return space_from_state(data["space"], _restore_aliases(tensors, data.get("aliases", {}), config_path))
+    space = space_from_state(data["space"], _restore_aliases(tensors, data.get("aliases", {}), config_path))
+    space.score_calibration = read_score_data(directory)
+    return space
+
+
+def read_score_data(directory: Path) -> dict[str, Any] | None:
+    """A space folder's score data for :mod:`bind.index.scores` (relevance maps and query banks fitted for
+    its identity), or None. Kept apart from the identity: they rescale scores, not vectors."""
+    path = directory / CALIBRATION_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        banks = directory / BANKS_FILE
+        data["banks"] = {k: v.float().numpy() for k, v in safetensors.torch.load_file(str(banks)).items()} \
+            if banks.is_file() else {}
+    except (ValueError, OSError, safetensors.SafetensorError) as exc:
+        raise ConfigError(f"{directory}: unreadable score data ({exc})") from None
+    return data
+
+
+def write_score_data(data: dict[str, Any], directory: Path) -> None:
+    """Write :func:`read_score_data`'s files into ``directory`` (a staging folder)."""
+    (directory / CALIBRATION_FILE).write_text(json.dumps({k: v for k, v in data.items() if k != "banks"}, indent=1))
+    if data.get("banks"):
+        safetensors.torch.save_file({k: torch.from_numpy(np.ascontiguousarray(v)).half()
+                                     for k, v in data["banks"].items()}, str(directory / BANKS_FILE))
 
 
 def _dedupe_tensors(tensors: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

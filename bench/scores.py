@@ -1,0 +1,202 @@
+"""Scores across modalities, before and after hubness correction and calibration, in one run (lite space).
+
+Data (nothing here is a report set and a tuning set at once):
+
+- **banks**: 2,000 training captions and 2,000 training images of the Open Clip Art data
+  (``recipes/prepare_openclipart.py --out DATA``), embedded once: the query banks of the correction.
+- **selection** (val split, 401 pairs): the default method is the one with the best mean val R@1
+  (caption->image and image->caption). Calibration maps are fitted here too, on each val query's top-10
+  hits labelled right or wrong (text->image, image->text).
+- **text->text maps**: fitted on half of the multilingual captions (``recipes/data/multilingual_captions.jsonl``,
+  de/es/fr -> en, split by a seeded hash of the id); the other half reports their calibration.
+- **reported**: the clip-art test split (403 pairs), R@1 both ways; the multilingual captions, R@1 x->en over
+  all 44 English captions; the twelve asset concept queries ("a cat", ...) over the demo index of assets/:
+  the concept's image in the top 3 and top 5, and the mean share of the top 8 taken by the most frequent
+  non-text modality; the expected calibration error (10 bins) of each fitted pair on its held-out half.
+
+``--write spaces/lite`` stores the banks and the fitted maps (every method) with the space (its
+``calibration.json`` and ``query_banks.safetensors``, bound to its identity).
+
+    python bench/scores.py --data data/openclipart [--write spaces/lite]
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import bind  # noqa: E402
+from bind.apps.demo import cache_dir, demo_index  # noqa: E402
+from bind.assets import load_manifest  # noqa: E402
+from bind.experts.modality import Modality  # noqa: E402
+from bind.index.scores import (METHODS, Calibration, Platt, expected_calibration_error, fit_platt,  # noqa: E402
+                               pair_key)
+from bind.spaces.persist import write_score_data  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+BANK_SIZE = 2000
+TEXT, IMAGE = Modality.TEXT, Modality.IMAGE
+
+
+def read_pairs(data: Path) -> dict[str, list[tuple[Path, str]]]:
+    with open(data / "pairs.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    splits: dict[str, list[tuple[Path, str]]] = {}
+    for row in rows:
+        splits.setdefault(row["split"], []).append((data / row["source"], row["target"]))
+    return splits
+
+
+def embedded(space: bind.Space, items: list, modality: Modality, cache: Path, name: str) -> torch.Tensor:
+    """Space embeddings of ``items``, cached under ``cache`` by the space identity and ``name``."""
+    path = cache / f"{space.identity[:16]}-{name}.npy"
+    if path.is_file():
+        return torch.from_numpy(np.load(path))
+    vectors = space.embed(items, modality, progress=True)
+    np.save(path, vectors.numpy())
+    return vectors
+
+
+def index_of(space: bind.Space, vectors: torch.Tensor, modality: Modality, banks: dict[Modality, torch.Tensor]) -> bind.Index:
+    index = bind.Index(space, backend="exact", calibration=Calibration())
+    index.add_vectors(vectors, [str(i) for i in range(len(vectors))], modality)
+    for kind, bank in banks.items():
+        index.set_query_bank(bank, kind)
+    return index
+
+
+def retrieval(index: bind.Index, queries: torch.Tensor, kind: Modality, method: str, k: int = 10) -> list[list]:
+    return index.search_vectors(queries, k, query_modality=kind, correction=method)
+
+
+def recall_at_1(hits: list[list], truth: list[int]) -> float:
+    return float(np.mean([bool(h) and h[0].id == str(t) for h, t in zip(hits, truth)]))
+
+
+def labelled(hits: list[list], truth: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    scores = [h.score for row in hits for h in row]
+    labels = [h.id == str(t) for row, t in zip(hits, truth) for h in row]
+    return np.array(scores), np.array(labels)
+
+
+def multilingual() -> tuple[list[str], list[tuple[str, int, bool]]]:
+    """English captions, and (caption, index of its English caption, in the fitting half) per translation."""
+    lines = (ROOT / "recipes" / "data" / "multilingual_captions.jsonl").read_text(encoding="utf-8").splitlines()
+    rows = [json.loads(line) for line in lines[1:]]
+    english = [row["en"] for row in rows]
+    queries = []
+    for i, row in enumerate(rows):
+        fit = int(hashlib.sha256(f"0\0{row['id']}".encode()).hexdigest()[:8], 16) % 2 == 0
+        queries += [(row[lang], i, fit) for lang in ("de", "es", "fr")]
+    return english, queries
+
+
+def concept_queries(index: bind.Index, method: str) -> tuple[int, int, float]:
+    """(concept image in top 3, in top 5, mean share of the top 8 taken by the most frequent non-text modality)."""
+    entries = [e for e in load_manifest() if e.modality == IMAGE]
+    top3 = top5 = 0
+    shares = []
+    for entry in entries:
+        hits = index.search(f"a {entry.concept}", k=8, query_modality="text", correction=method)
+        paths = [h.metadata.get("path") for h in hits]
+        rank = paths.index(str(entry.path)) if str(entry.path) in paths else 99
+        top3 += rank < 3
+        top5 += rank < 5
+        counts = [sum(h.modality == m for h in hits) for m in Modality if m != TEXT]
+        shares.append(max(counts) / len(hits))
+    return top3, top5, float(np.mean(shares))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True, help="output folder of recipes/prepare_openclipart.py")
+    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "bind-bench-scores")
+    parser.add_argument("--write", type=Path, help="store banks and maps in this space folder (spaces/lite)")
+    args = parser.parse_args()
+    args.cache.mkdir(parents=True, exist_ok=True)
+    space = bind.load_space("lite")
+    space.score_calibration = None  # measure without what a previous --write shipped
+    splits = read_pairs(args.data)
+    rng = np.random.default_rng(0)
+    train = [splits["train"][i] for i in sorted(rng.choice(len(splits["train"]), BANK_SIZE, replace=False))]
+    banks = {TEXT: embedded(space, [c for _, c in train], TEXT, args.cache, "bank-text"),
+             IMAGE: embedded(space, [p for p, _ in train], IMAGE, args.cache, "bank-image")}
+    sets = {}
+    for split in ("val", "test"):
+        pairs = splits[split]
+        sets[split] = (embedded(space, [p for p, _ in pairs], IMAGE, args.cache, f"{split}-images"),
+                       embedded(space, [c for _, c in pairs], TEXT, args.cache, f"{split}-captions"))
+    english, translations = multilingual()
+    en = embedded(space, english, TEXT, args.cache, "ml-en")
+    other = embedded(space, [q for q, _, _ in translations], TEXT, args.cache, "ml-other")
+    with tempfile.TemporaryDirectory() as tmp:
+        assets = demo_index(cache_dir(Path(tmp)), progress=False)[0]
+    for kind, bank in banks.items():
+        assets.set_query_bank(bank, kind)
+
+    rows, maps, eces = [], {}, {}
+    for method in METHODS:
+        result = {"method": method}
+        for split in ("val", "test"):
+            images, captions = sets[split]
+            truth = list(range(len(images)))
+            t2i = retrieval(index_of(space, images, IMAGE, banks), captions, TEXT, method)
+            i2t = retrieval(index_of(space, captions, TEXT, banks), images, IMAGE, method)
+            result[f"{split} t->i"], result[f"{split} i->t"] = recall_at_1(t2i, truth), recall_at_1(i2t, truth)
+            fitted = {pair_key(TEXT, IMAGE): labelled(t2i, truth), pair_key(IMAGE, TEXT): labelled(i2t, truth)}
+            for pair, (scores, labels) in fitted.items():
+                if split == "val":
+                    maps.setdefault(method, {})[pair] = fit_platt(scores, labels, f"openclipart val, {split} top-10")
+                else:
+                    eces[(method, pair)] = (expected_calibration_error(maps[method][pair](scores), labels), len(labels))
+        ml = retrieval(index_of(space, en, TEXT, banks), other, TEXT, method)
+        truth = [i for _, i, _ in translations]
+        result["multilingual x->en"] = recall_at_1(ml, truth)
+        fit = [i for i, (_, _, f) in enumerate(translations) if f]
+        held = [i for i, (_, _, f) in enumerate(translations) if not f]
+        scores, labels = labelled([ml[i] for i in fit], [truth[i] for i in fit])
+        platt = fit_platt(scores, labels, "multilingual captions, fitting half, top-10")
+        maps[method][pair_key(TEXT, TEXT)] = Platt(platt.a, platt.b, platt.n, platt.data)
+        scores, labels = labelled([ml[i] for i in held], [truth[i] for i in held])
+        eces[(method, pair_key(TEXT, TEXT))] = (expected_calibration_error(platt(scores), labels), len(labels))
+        result["assets top3"], result["assets top5"], result["assets share"] = concept_queries(assets, method)
+        rows.append(result)
+    best = max(rows, key=lambda r: r["val t->i"] + r["val i->t"])["method"]
+
+    print(f"lite {space.identity[:16]}; banks: {BANK_SIZE} train captions and images of {args.data}")
+    columns = ["val t->i", "val i->t", "test t->i", "test i->t", "multilingual x->en", "assets top3", "assets top5",
+               "assets share"]
+    print(f"{'method':18}" + "".join(f"{c:>20}" for c in columns))
+    for row in rows:
+        cells = [f"{row[c]:.3f}" if isinstance(row[c], float) else f"{row[c]}/12" for c in columns]
+        print(f"{row['method'] + (' *' if row['method'] == best else ''):18}" + "".join(f"{c:>20}" for c in cells))
+    print(f"* chosen on val (mean of val t->i and i->t): {best}")
+    print("\nexpected calibration error on held-out pairs (10 bins; pairs = top-10 hits of each held-out query)")
+    print(f"{'method':18}{'pair':>14}{'ECE':>8}{'pairs':>8}{'a':>9}{'b':>9}")
+    for (method, pair), (ece, count) in eces.items():
+        platt = maps[method][pair]
+        print(f"{method:18}{pair:>14}{ece:8.3f}{count:8d}{platt.a:9.2f}{platt.b:9.2f}")
+    if args.write:
+        data = {"space_identity": space.identity, "default_method": best,
+                "about": f"bench/scores.py --data {args.data}: banks = {BANK_SIZE} Open Clip Art train captions and "
+                         "images; maps fitted on its val split (text<->image) and on half of the multilingual "
+                         "captions (text->text)",
+                "methods": Calibration(maps).to_dict(),
+                "banks": {m.value: b.numpy().astype(np.float32) for m, b in banks.items()}}
+        write_score_data(data, args.write)
+        print(f"\nwrote {args.write}/calibration.json and query_banks.safetensors", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
