@@ -35,7 +35,7 @@ def app(index, tmp_path):
 
 def _top_ids(out: str, query: str, n: int) -> list[str]:
     block = out.split(f"{query!r}\n", 1)[1].splitlines()[1 : 1 + n]
-    return [line.split()[3] for line in block]
+    return [line.split()[5] for line in block]  # rank, relevance, score, cosine, modality, id
 
 
 def test_no_serve_ranks_relevant_items_first(index, cache, capsys):
@@ -168,3 +168,10 @@ def test_the_demo_serves_twenty_concurrent_users_while_one_sends_a_huge_query(in
         assert "cat" in ask("a cat")[0]  # still serving
     finally:
         page_app.close()
+
+
+def test_lanes_show_the_top_k_of_each_modality_with_cosines(app):
+    html, status = app.query("a cat", None, ["image", "points"], 2, "lanes")
+    assert status.endswith("by modality") and html.count("<h4>") == 2
+    assert html.count('data-modality="image"') == 2 and html.count('data-modality="points"') == 2
+    assert "cos 0." in html

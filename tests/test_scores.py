@@ -11,8 +11,16 @@ import pytest
 import bind
 from bind.apps.cli import main
 from bind.index import storage
-from bind.index.scores import (METHODS, Calibration, Platt, Scoring, expected_calibration_error, fit_platt,
-                               pair_key, references)
+from bind.index.scores import (
+    METHODS,
+    Calibration,
+    Platt,
+    Scoring,
+    expected_calibration_error,
+    fit_platt,
+    pair_key,
+    references,
+)
 from bind.io import versions
 
 TEXT, IMAGE, AUDIO = bind.Modality.TEXT, bind.Modality.IMAGE, bind.Modality.AUDIO

@@ -15,8 +15,8 @@ same pass (e.g. a video's sound track, read from the container the frames come f
 """
 from __future__ import annotations
 
-import gc
 import dataclasses
+import gc
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Callable

@@ -31,9 +31,18 @@ from ..io import decoding_version, versions
 from . import storage
 from .ann import Ann, check_options, faiss_available, import_faiss
 from .exact import topk
-from .scores import (Calibration, References, Scoring, candidates, corrected, parse_method, references, space_banks,
-                     space_calibration)
 from .folder import FileEntry, FolderReport, scan
+from .scores import (
+    Calibration,
+    References,
+    Scoring,
+    candidates,
+    corrected,
+    parse_method,
+    references,
+    space_banks,
+    space_calibration,
+)
 
 if TYPE_CHECKING:
     from ..spaces.base import Space
@@ -435,12 +444,12 @@ class Index:
                 raise ConfigError("query_modality applies to query=...; give a compose term its modality as "
                                   "(item, weight, modality)")
             vectors, single = self.space.compose(compose, batch_size=batch_size, sample_rate=sample_rate)[None], True
-            kinds: list[Modality | None] = [None]  # a blend of modalities: no one bank fits it
+            kinds: Modality | list[Modality] | None = None  # a blend of modalities: no one bank fits it
         elif query is None:
             raise ConfigError("search needs a query (an item, a list of items or vectors) or compose=...")
         elif wanted is None and self._vector_query(query):
             single = not isinstance(query, (list, tuple)) and np.ndim(query) == 1
-            vectors, kinds = query, [None]
+            vectors, kinds = query, wanted
         else:
             items, single = as_items(query)
             vectors = self.space.embed(items, wanted, batch_size=batch_size, sample_rate=sample_rate)
