@@ -9,15 +9,22 @@ Data (nothing here is a report set and a tuning set at once):
   (``recipes/data/multilingual_captions.jsonl``, de/es/fr -> en over all 44 English captions, halves by a
   seeded hash of the id). Calibration maps are fitted on the same data: each validation query's top-10
   hits labelled right or wrong (text->image, image->text on clip-art val; text->text on the fitting half).
+- **sounds** (``--sounds``): text->audio and audio->text maps fitted on the val clips (10, supertux-data)
+  and reported on the test clips (57, scorched3d-data); **meshes** (``--meshes``): text->points and
+  points->text maps fitted on half of the real meshes' labels and reported on the other half.
 - **reported**: the clip-art test split (403 pairs), R@1 both ways; the held-out half of the multilingual
   captions, R@1 x->en; the twelve asset concept queries ("a cat", ...) over the demo index of assets/:
   the concept's image in the top 3 and top 5, and the mean share of the top 8 taken by the most frequent
   non-text modality; the expected calibration error (10 bins) of each fitted pair on its held-out half.
+- **over-fetch**: how much of the corrected top 10 the default re-ranking of ``candidates(10)`` cosine
+  candidates keeps, against re-ranking every item, over a gallery of all 2,804 bank, val and test images
+  searched by the 403 test captions (exact search; an ANN backend re-ranks the same candidates).
 
 ``--write spaces/lite`` stores the banks and the fitted maps (every method) with the space (its
 ``calibration.json`` and ``query_banks.safetensors``, bound to its identity).
 
-    python bench/scores.py --data data/openclipart [--write spaces/lite]
+    python bench/scores.py --data data/openclipart [--sounds data/sound_effects] [--meshes data/real_meshes]
+        [--write spaces/lite]
 """
 from __future__ import annotations
 
@@ -83,10 +90,33 @@ def recall_at_1(hits: list[list], truth: list[int]) -> float:
     return float(np.mean([bool(h) and h[0].id == str(t) for h, t in zip(hits, truth)]))
 
 
-def labelled(hits: list[list], truth: list[int]) -> tuple[np.ndarray, np.ndarray]:
+def labelled(hits: list[list], truth: list[int] | list[set[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """(score, right or wrong) of every hit; ``truth``: each query's right item, or set of right items."""
+    right = [{str(i) for i in t} if isinstance(t, set) else {str(t)} for t in truth]
     scores = [h.score for row in hits for h in row]
-    labels = [h.id == str(t) for row, t in zip(hits, truth) for h in row]
+    labels = [h.id in r for row, r in zip(hits, right) for h in row]
     return np.array(scores), np.array(labels)
+
+
+def labelled_sets(space: bind.Space, data: Path, modality: Modality, cache: Path) -> dict[str, tuple]:
+    """Per split (val, test): (item vectors, label-caption vectors, each item's caption number, each caption's
+    items). Rows keep their ``split``; a data set that is all test (real meshes) is halved by a seeded hash
+    of the label, so no label is in both halves."""
+    with open(data / "pairs.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    if {r["split"] for r in rows} == {"test"}:
+        for r in rows:
+            r["split"] = "val" if int(hashlib.sha256(f"0\0{r['target']}".encode()).hexdigest()[:8], 16) % 2 else "test"
+    out = {}
+    for split in ("val", "test"):
+        chosen = [r for r in rows if r["split"] == split]
+        captions = sorted({r["target"] for r in chosen})
+        name = f"{data.name}-{split}"
+        clips = embedded(space, [data / r["source"] for r in chosen], modality, cache, name)
+        texts = embedded(space, captions, TEXT, cache, f"{name}-captions")
+        of_clip = [captions.index(r["target"]) for r in chosen]
+        out[split] = (clips, texts, of_clip, [{i for i, c in enumerate(of_clip) if c == j} for j in range(len(captions))])
+    return out
 
 
 def multilingual() -> tuple[list[str], list[tuple[str, int, bool]]]:
@@ -117,10 +147,31 @@ def concept_queries(index: bind.Index, method: str) -> tuple[int, int, float]:
     return top3, top5, float(np.mean(shares))
 
 
+def overfetch_recall(space: bind.Space, gallery: torch.Tensor, queries: torch.Tensor,
+                     banks: dict[Modality, torch.Tensor], method: str, k: int = 10) -> tuple[float, int]:
+    """(share of the fully re-ranked top ``k`` that the default candidates keep, candidates per query)."""
+    from bind.index import scores
+
+    index = index_of(space, gallery, IMAGE, banks)
+    default = retrieval(index, queries, TEXT, method, k)
+    saved = scores.MIN_CANDIDATES
+    scores.MIN_CANDIDATES = len(gallery)
+    try:
+        full = retrieval(index, queries, TEXT, method, k)
+    finally:
+        scores.MIN_CANDIDATES = saved
+    kept = [len({h.id for h in a} & {h.id for h in b}) / k for a, b in zip(default, full)]
+    return float(np.mean(kept)), scores.candidates(k, len(gallery))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="output folder of recipes/prepare_openclipart.py")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "bind-bench-scores")
+    parser.add_argument("--sounds", type=Path, help="output folder of recipes/prepare_sound_effects.py (its val and "
+                        "test packages suffice): fit text<->audio maps on val, report them on test")
+    parser.add_argument("--meshes", type=Path, help="output folder of recipes/prepare_real_meshes.py: fit text<->points "
+                        "maps on half of its labels, report them on the other half")
     parser.add_argument("--write", type=Path, help="store banks and maps in this space folder (spaces/lite)")
     args = parser.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
@@ -139,6 +190,13 @@ def main() -> None:
     english, translations = multilingual()
     en = embedded(space, english, TEXT, args.cache, "ml-en")
     other = embedded(space, [q for q, _, _ in translations], TEXT, args.cache, "ml-other")
+    labelled_data = {}
+    if args.sounds:
+        labelled_data[Modality.AUDIO] = (labelled_sets(space, args.sounds, Modality.AUDIO, args.cache),
+                                         "sound effects val (supertux-data)")
+    if args.meshes:
+        labelled_data[Modality.POINTS] = (labelled_sets(space, args.meshes, Modality.POINTS, args.cache),
+                                          "real meshes, the fitting half of the labels")
     with tempfile.TemporaryDirectory() as tmp:
         assets = demo_index(cache_dir(Path(tmp)), progress=False)[0]
     for kind, bank in banks.items():
@@ -170,6 +228,18 @@ def main() -> None:
         maps[method][pair_key(TEXT, TEXT)] = Platt(platt.a, platt.b, platt.n, platt.data)
         scores, labels = labelled([ml[i] for i in held], [truth[i] for i in held])
         eces[(method, pair_key(TEXT, TEXT))] = (expected_calibration_error(platt(scores), labels), len(labels))
+        for kind, (sets, source) in labelled_data.items():
+            for split in ("val", "test"):
+                clips, texts, of_clip, of_caption = sets[split]
+                t2a = retrieval(index_of(space, clips, kind, banks), texts, TEXT, method)
+                a2t = retrieval(index_of(space, texts, TEXT, banks), clips, kind, method)
+                for pair, (scores, labels) in {pair_key(TEXT, kind): labelled(t2a, of_caption),
+                                               pair_key(kind, TEXT): labelled(a2t, of_clip)}.items():
+                    if split == "val":
+                        maps[method][pair] = fit_platt(scores, labels, f"{source}, top-10")
+                    else:
+                        eces[(method, pair)] = (expected_calibration_error(maps[method][pair](scores), labels),
+                                                len(labels))
         result["assets top3"], result["assets top5"], result["assets share"] = concept_queries(assets, method)
         rows.append(result)
     best = max(rows, key=lambda r: r["val t->i"] + r["val i->t"] + r["val ml x->en"])["method"]
@@ -187,11 +257,17 @@ def main() -> None:
     for (method, pair), (ece, count) in eces.items():
         platt = maps[method][pair]
         print(f"{method:18}{pair:>14}{ece:8.3f}{count:8d}{platt.a:9.2f}{platt.b:9.2f}")
+    gallery = torch.cat([banks[IMAGE], sets["val"][0], sets["test"][0]])
+    print(f"\nover-fetch: corrected top 10 kept by re-ranking the default candidates ({len(gallery)} images, "
+          f"{len(sets['test'][1])} test captions)")
+    for method in METHODS[1:]:
+        kept, count = overfetch_recall(space, gallery, sets["test"][1], banks, method)
+        print(f"{method:18} {kept:.4f} with {count} candidates per query")
     if args.write:
         data = {"space_identity": space.identity, "default_method": best,
-                "about": f"bench/scores.py --data {args.data}: banks = {BANK_SIZE} Open Clip Art train captions and "
-                         "images; maps fitted on its val split (text<->image) and on half of the multilingual "
-                         "captions (text->text)",
+                "about": f"bench/scores.py: banks = {BANK_SIZE} Open Clip Art train captions and images; maps "
+                         "fitted on its val split (text<->image), on half of the multilingual captions (text->text)"
+                         + "".join(f", {source} ({kind.value}<->text)" for kind, (_, source) in labelled_data.items()),
                 "methods": Calibration(maps).to_dict(),
                 "banks": {m.value: b.numpy().astype(np.float32) for m, b in banks.items()}}
         write_score_data(data, args.write)

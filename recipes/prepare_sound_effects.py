@@ -310,11 +310,13 @@ def write_clip(source: Path, samples, rate: int, target: Path) -> None:
         sf.write(target, samples.T, rate, format="FLAC")
 
 
-def prepare(packages: Path, out: Path, min_seconds: float, max_seconds: float) -> list[dict[str, object]]:
-    """Extract, check and write every clip the rows of ``SOUNDS`` match; the manifest rows, in table order."""
+def prepare(packages: Path, out: Path, min_seconds: float, max_seconds: float,
+            only: set[str] | None = None) -> list[dict[str, object]]:
+    """Extract, check and write every clip the rows of ``SOUNDS`` match (of the ``only`` packages, when
+    given); the manifest rows, in table order."""
     rows, skipped, seen = [], [], {}
     with tempfile.TemporaryDirectory() as scratch, atomic_dir(out / "clips") as clips:
-        for package in dict.fromkeys(name for name, *_ in SOUNDS):
+        for package in dict.fromkeys(name for name, *_ in SOUNDS if not only or name in only):
             table = [(pattern, label, licence) for name, pattern, label, licence in SOUNDS if name == package]
             archive = package_file(packages, package, PACKAGES)
             into = Path(scratch) / package
@@ -391,8 +393,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("data/sound_effects"))
     parser.add_argument("--min-seconds", type=float, default=0.3, help="shorter clips are left out")
     parser.add_argument("--max-seconds", type=float, default=30.0, help="longer clips are left out")
+    parser.add_argument("--only", nargs="+", choices=PACKAGE_NAMES, metavar="PACKAGE",
+                        help="only these packages (e.g. the val and test ones: supertux-data scorched3d-data)")
     args = parser.parse_args(argv)
-    rows = prepare(args.packages, args.out, args.min_seconds, args.max_seconds)
+    rows = prepare(args.packages, args.out, args.min_seconds, args.max_seconds, set(args.only or ()))
     print(summary(rows))
     print(f"-> {args.out / 'pairs.csv'}")
 
