@@ -228,9 +228,9 @@ def main() -> None:
         maps[method][pair_key(TEXT, TEXT)] = Platt(platt.a, platt.b, platt.n, platt.data)
         scores, labels = labelled([ml[i] for i in held], [truth[i] for i in held])
         eces[(method, pair_key(TEXT, TEXT))] = (expected_calibration_error(platt(scores), labels), len(labels))
-        for kind, (sets, source) in labelled_data.items():
+        for kind, (halves, source) in labelled_data.items():
             for split in ("val", "test"):
-                clips, texts, of_clip, of_caption = sets[split]
+                clips, texts, of_clip, of_caption = halves[split]
                 t2a = retrieval(index_of(space, clips, kind, banks), texts, TEXT, method)
                 a2t = retrieval(index_of(space, texts, TEXT, banks), clips, kind, method)
                 for pair, (scores, labels) in {pair_key(TEXT, kind): labelled(t2a, of_caption),

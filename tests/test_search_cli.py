@@ -57,8 +57,8 @@ def test_search_table_and_filters(corpus, capsys):
     capsys.readouterr()
     assert main(["search", str(out), "water from the sky", "-k", "3"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split()[:4] == ["rank", "score", "modality", "id"]
-    assert lines[1].split()[3] == "sub/rain.txt" and len(lines) == 4
+    assert lines[0].split()[:6] == ["rank", "relevance", "score", "cosine", "modality", "id"]
+    assert lines[1].split()[5] == "sub/rain.txt" and len(lines) == 4
     assert main(["search", str(out), "a dog", "--result-modality", "image", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
     assert main(["search", str(out), "a dog", "--result-modality", "image", "--result-modality", "text", "-k", "1",
