@@ -20,6 +20,16 @@ Data (nothing here is a report set and a tuning set at once):
   candidates keeps, against re-ranking every item, over a gallery of all 2,804 bank, val and test images
   searched by the 403 test captions (exact search; an ANN backend re-ranks the same candidates).
 
+- **centred rows**: the same measures after subtracting the banks' text and image means (GR-CLIP, what
+  ``Space.calibrate`` does). That changes the space, so these rows are shown for comparison, never selected.
+
+Data preparation (Debian packages, downloaded by apt)::
+
+    apt-get install openclipart-png openclipart-svg && python recipes/prepare_openclipart.py --out data/openclipart
+    (cd data/sound_effects/packages && apt-get download supertux-data scorched3d-data)
+    PYTHONPATH=. python recipes/prepare_sound_effects.py --only supertux-data scorched3d-data
+    (see recipes/prepare_real_meshes.py for data/real_meshes)
+
 ``--write spaces/lite`` stores the banks and the fitted maps (every method) with the space (its
 ``calibration.json`` and ``query_banks.safetensors``, bound to its identity).
 
