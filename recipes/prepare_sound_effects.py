@@ -8,10 +8,11 @@ and fantasy creatures are not in the table. The caption is "the sound of <label>
 with a message, a clip that bind cannot read or finds silent (``bind.io.audio.load_audio``), one shorter
 than ``--min-seconds`` or longer than ``--max-seconds``, and one with the same bytes as an earlier clip.
 The split goes by package (``SPLITS``; the rest is train), so val and test clips come from recordings
-made by other people than the training clips. The packages are downloaded, not installed (820 MB)::
+made by other people than the training clips. The Debian ``tuxpaint-stamps-*`` packages are reserved for
+evaluation and are never read here. The packages are downloaded, not installed (660 MB)::
 
     mkdir -p data/sound_effects/packages && cd data/sound_effects/packages
-    apt-get download tuxpaint-stamps-default wesnoth-1.16-data scorched3d-data minetest-data supertux-data \\
+    apt-get download wesnoth-1.16-data scorched3d-data minetest-data supertux-data \\
         hedgewars-data warmux-data lincity-ng-data freeciv-data tuxpaint-data tuxmath-data \\
         sound-theme-freedesktop frozen-bubble-data pingus-data
     cd -
@@ -46,13 +47,12 @@ CAPTION = "the sound of {}"
 COPY = {".wav": ".wav", ".ogg": ".ogg", ".oga": ".ogg", ".flac": ".flac"}  # kept as they are; others -> FLAC
 # package -> split; packages not named here are train
 SPLITS = {"scorched3d-data": "test", "supertux-data": "val"}
-PACKAGE_NAMES = ("tuxpaint-stamps-default", "wesnoth-1.16-data", "scorched3d-data", "minetest-data",
+PACKAGE_NAMES = ("wesnoth-1.16-data", "scorched3d-data", "minetest-data",
                  "supertux-data", "hedgewars-data", "warmux-data", "lincity-ng-data", "freeciv-data",
                  "tuxpaint-data", "tuxmath-data", "sound-theme-freedesktop", "frozen-bubble-data", "pingus-data")
 # package -> (file name pattern in --packages, how to get it)
 PACKAGES = {name: (f"{name}_*.deb", f"apt-get download {name}") for name in PACKAGE_NAMES}
 
-TP = "usr/share/tuxpaint/stamps/"
 WES = "usr/share/games/wesnoth/1.16/data/core/sounds/"
 S3A = "usr/share/games/scorched3d/data/globalmods/apoc/data/wav/"
 S3 = "usr/share/games/scorched3d/data/globalmods/none/data/wav/"
@@ -63,7 +63,6 @@ WMX = "usr/share/games/warmux/sound/default/"
 LC = "usr/share/games/lincity-ng/sounds/"
 FC = "usr/share/games/freeciv/stdsounds/"
 FD = "usr/share/sounds/freedesktop/stereo/"
-GPL2_TP = "GPL-2 (Debian copyright of tuxpaint-stamps-default)"
 GPL2_WES = "GPL-2+ (Debian copyright of wesnoth-1.16-data)"
 GPL2_S3 = "GPL-2+ (Debian copyright of scorched3d-data)"
 CCBYSA_S3 = "CC-BY-SA-3.0 (Apocalypse mod team; Debian copyright of scorched3d-data)"
@@ -88,72 +87,6 @@ def _fd(files: str) -> str:
 
 # (package, fnmatch pattern of paths in the package, label, licence); read top to bottom
 SOUNDS: tuple[tuple[str, str, str, str], ...] = (
-    # a stamp NAME.ogg has spoken descriptions NAME_desc*.ogg beside it: these rows name their files exactly
-    ("tuxpaint-stamps-default", TP + "animals/amphibians/frog.ogg", "a frog", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "animals/birds/blackbird.ogg", "a bird singing", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "animals/birds/lark.ogg", "a bird singing", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "animals/birds/crow.ogg", "a crow", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "animals/birds/cuckoo.ogg", "a cuckoo", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "animals/birds/drake.ogg", "a duck", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "animals/birds/duck.ogg", "a duck", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "animals/birds/gander.ogg", "a goose", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "animals/birds/hen.ogg", "a chicken", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "animals/birds/rooster.ogg", "a rooster", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "animals/birds/owl.ogg", "an owl", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "animals/birds/seagull.ogg", "a seagull", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "animals/birds/turkey.ogg", "a turkey", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "animals/insects/bee.ogg", "a bee", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "animals/insects/mosquito.ogg", "a mosquito", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "animals/insects/grasshopper.ogg", "a grasshopper", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "animals/mammals/apes/chimp.ogg", "a chimpanzee", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "animals/mammals/apes/gorilla.ogg", "a gorilla", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "animals/mammals/aquatic/dolphin.ogg", "a dolphin", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "animals/mammals/aquatic/whale.ogg", "a whale", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "animals/mammals/aquatic/sea_lion.ogg", "a sea lion", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "animals/mammals/bears/bear.ogg", "a bear", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "animals/mammals/bovines/cow.ogg", "a cow", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "animals/mammals/bovines/cow_white.ogg", "a cow", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "animals/mammals/bovines/bull.ogg", "a bull", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "animals/mammals/bovines/*goat.ogg", "a goat", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "animals/mammals/bovines/sheep.ogg", "a sheep", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "animals/mammals/bovines/sheep_lamb.ogg", "a sheep", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "animals/mammals/camel/camel.ogg", "a camel", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "animals/mammals/camel/dromedary.ogg", "a camel", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "animals/mammals/cats/lion.ogg", "a lion", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "animals/mammals/cats/tiger.ogg", "a tiger", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "seasonal/halloween/blackcat.ogg", "a cat", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "animals/mammals/deer/caribou.ogg", "a deer", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "animals/mammals/deer/deer.ogg", "a deer", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "animals/mammals/deer/doe.ogg", "a deer", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "animals/mammals/dogs/dog.ogg", "a dog", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "animals/mammals/dogs/fox.ogg", "a fox", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "animals/mammals/elephant.ogg", "an elephant", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "animals/mammals/equines/donkey.ogg", "a donkey", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "animals/mammals/equines/horse.ogg", "a horse", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "animals/mammals/hippopotamus.ogg", "a hippopotamus", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "animals/mammals/pig.ogg", "a pig", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "animals/mammals/pig_golden.ogg", "a pig", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "animals/mammals/pig_golden2.ogg", "a pig", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "animals/mammals/rodents/mouse.ogg", "a mouse", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "household/Washing-machine.ogg", "a washing machine", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "household/arttools/scissors_small_closed.ogg", "scissors cutting", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "household/arttools/scissors_small_open.ogg", "scissors cutting", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "household/kettle.ogg", "a kettle", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "household/toilet.ogg", "a toilet flushing", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "household/tools/hammer.ogg", "a hammer", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "household/tools/saw.ogg", "a saw", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "household/vacuum_cleaner.ogg", "a vacuum cleaner", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "household/rubberduck.ogg", "a squeaky toy", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "hobbies/camera_35mm.ogg", "a camera shutter", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "hobbies/music/percussion/cymbal_crash.ogg", "a cymbal", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "hobbies/music/percussion/drum_tomtom_floor.ogg", "a drum", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "hobbies/music/percussion/drumkit.ogg", "a drum", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "hobbies/music/string/cello.ogg", "a cello", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "hobbies/music/string/violin.ogg", "a violin", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "hobbies/music/wind/bassoon.ogg", "a bassoon", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "naturalforces/lightningbolt.ogg", "thunder", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "seasonal/newyears/fireworks.ogg", "fireworks", GPL2_TP),
-    ("tuxpaint-stamps-default", TP + "vehicles/emergency/firetruck.ogg", "a siren", GPL2_TP),
     ("wesnoth-1.16-data", WES + "ambient/birds?.ogg", "birds chirping", GPL2_WES),
     ("wesnoth-1.16-data", WES + "ambient/campfire.ogg", "a fire crackling", GPL2_WES),
     ("wesnoth-1.16-data", WES + "bow.ogg", "a bow shooting an arrow", GPL2_WES),
