@@ -14,13 +14,14 @@ TEXT = "minilm-l6.text"
 WRAPPERS = {Modality.VIDEO: "video-efficientnet-lite0.video", Modality.POINTS: "pointviews-efficientnet-lite0.points"}
 
 
-def bridge_space() -> AnchorSpace:
-    """The zero-training space: MiniLM text; image, video and 3D through the ImageNet label bridge (ConSE)."""
-    image = ExpertPath.label_bridge(CLASSIFIER, TEXT)
-    classifier_dim = get_card(CLASSIFIER).dim
+def bridge_space(classifier: str = CLASSIFIER) -> AnchorSpace:
+    """The zero-training space: MiniLM text; image, video and 3D through the ImageNet label bridge (ConSE) of
+    ``classifier`` (an ImageNet logits card: EfficientNet-Lite0 by default, or Lite2)."""
+    image = ExpertPath.label_bridge(classifier, TEXT)
+    classifier_dim = get_card(classifier).dim
     paths: dict[Modality, ExpertPath | str] = {Modality.TEXT: TEXT, Modality.IMAGE: image}
     for modality, name in WRAPPERS.items():
         card = get_card(name)
-        card = card.replace(dim=classifier_dim, options={**card.options, "image_encoder": CLASSIFIER})
+        card = card.replace(dim=classifier_dim, options={**card.options, "image_encoder": classifier})
         paths[modality] = ExpertPath(card, image.adapter, "none")
     return AnchorSpace(paths)
