@@ -148,3 +148,19 @@ def test_label_bridge_arithmetic():
         LabelBridge(labels, top_k=4)
     with pytest.raises(bind.ConfigError, match="logits over 3 classes"):
         bridge(torch.zeros(1, 5))
+
+
+def test_label_bridge_prompt_ensemble_averages_each_class_over_its_templates() -> None:
+    labels = ["cat", "violin", "rocket"]
+    templates = ["a photo of a {}.", "a drawing of a {}.", "art of the {}."]
+    single = LabelBridge.from_labels(labels, "minilm-l6.text", template=templates[0], top_k=2)
+    ensemble = LabelBridge.from_labels(labels, "minilm-l6.text", template=templates, top_k=2)
+    per_template = torch.stack([LabelBridge.from_labels(labels, "minilm-l6.text", template=t, top_k=2).label_embeddings
+                                for t in templates])
+    expected = torch.nn.functional.normalize(per_template.mean(dim=0), dim=-1)
+    assert torch.allclose(ensemble.label_embeddings, expected, atol=1e-5)
+    assert not torch.allclose(ensemble.label_embeddings, single.label_embeddings, atol=1e-3)
+    assert torch.allclose(single.label_embeddings, bind.embed([f"a photo of a {x}." for x in labels],
+                                                              encoder="minilm-l6.text"), atol=1e-6)
+    with pytest.raises(bind.ConfigError, match="need a '\\{\\}'"):
+        LabelBridge.from_labels(labels, "minilm-l6.text", template=["a photo"], top_k=2)

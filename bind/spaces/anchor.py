@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import torch
@@ -99,7 +99,7 @@ class ExpertPath:
             self.adapter.eval()
 
     @classmethod
-    def label_bridge(cls, classifier: str, text_expert: str, template: str = "a photo of a {}.",
+    def label_bridge(cls, classifier: str, text_expert: str, template: str | Sequence[str] = "a photo of a {}.",
                      top_k: int = 10) -> ExpertPath:
         """A zero-training path: the classifier's top-k class probabilities weight the ``text_expert``
         embeddings of its class names (ConSE); e.g. ``("efficientnet-lite0.imagenet-logits", "minilm-l6.text")``."""

@@ -34,13 +34,20 @@ class LabelBridge(nn.Module):
         return self.label_embeddings.shape[0]
 
     @classmethod
-    def from_labels(cls, labels: Sequence[str], text_encoder: Encoder | str, template: str = "a photo of a {}.",
-                    top_k: int = 10, batch_size: int = 128) -> "LabelBridge":
-        """Embed ``template.format(label)`` for every class name with the anchor's text expert."""
+    def from_labels(cls, labels: Sequence[str], text_encoder: Encoder | str,
+                    template: str | Sequence[str] = "a photo of a {}.", top_k: int = 10,
+                    batch_size: int = 128) -> "LabelBridge":
+        """Embed ``template.format(label)`` for every class name with the anchor's text expert; with several
+        templates, a class is the normalised mean of its templates' embeddings (CLIP's prompt ensembling)."""
         from ..experts.api import embed
 
-        prompts = [template.format(label) for label in labels]
-        return cls(embed(prompts, encoder=text_encoder, batch_size=batch_size), top_k=top_k)
+        templates = [template] if isinstance(template, str) else list(template)
+        if not templates or any("{}" not in t for t in templates):
+            raise ConfigError(f"label templates need a '{{}}' for the class name, got {templates!r}")
+        prompts = [t.format(label) for label in labels for t in templates]
+        vectors = embed(prompts, encoder=text_encoder, batch_size=batch_size)
+        vectors = F.normalize(vectors.reshape(len(labels), len(templates), -1), dim=-1).mean(dim=1)
+        return cls(vectors, top_k=top_k)
 
     @classmethod
     def for_classifier(cls, classifier: Encoder | EncoderCard, text_encoder: Encoder | str,
