@@ -200,3 +200,25 @@ def test_a_space_keeps_its_shipped_score_data_only_for_its_own_identity(tmp_path
     other.score_calibration = loaded.score_calibration  # fitted for another identity: ignored
     assert bind.Index(other).calibration == Calibration()
     assert not (bind.load_space(other.save(tmp_path / "o")).score_calibration or {})
+
+
+@pytest.mark.parametrize("bank", ["set", "own"])
+def test_references_kept_across_appends_equal_a_full_recompute(space, bank) -> None:
+    rng = np.random.default_rng(7)
+    index = bind.Index(space, backend="exact")
+    index.add_vectors(unit(rng.normal(size=(40, DIM))), [f"t{i}" for i in range(40)], TEXT)
+    index.add_vectors(unit(rng.normal(size=(20, DIM))), [f"a{i}" for i in range(20)], IMAGE)
+    if bank == "set":
+        index.set_query_bank(unit(rng.normal(size=(30, DIM))), TEXT)
+    query = unit(rng.normal(size=(1, DIM)))[0]
+    for method in ("csls", "qb_norm"):
+        index.search_vectors(query, 5, query_modality="text", correction=method)  # computes the references
+    index.add_vectors(unit(rng.normal(size=(15, DIM))), [f"b{i}" for i in range(15)], IMAGE)  # bank unchanged
+    kept = index._references(TEXT)
+    assert index._refs[TEXT][1] == len(index._ids)
+    index._refs.clear()
+    full = index._references(TEXT)
+    assert np.allclose(kept.csls, full.csls, atol=1e-6) and np.allclose(kept.softmax, full.softmax, atol=1e-6)
+    assert (kept.hub == full.hub).all()
+    index.remove(["a3"])  # a removal recomputes
+    assert index._references(TEXT) is not kept

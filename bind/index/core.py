@@ -195,9 +195,10 @@ class Index:
         self.scoring = Scoring(scoring) if isinstance(scoring, str) else scoring or Scoring()
         self.calibration = calibration if calibration is not None else space_calibration(space)
         self._banks: dict[Modality, np.ndarray] = {}  # query banks set by the user, by query modality
-        self._refs: dict[Modality, References | None] = {}
-        self._refs_at = -1  # the value of _changes the references were computed at
-        self._changes = 0
+        # per query modality: (references or None, slots covered, _kills and _bank_sets when computed)
+        self._refs: dict[Modality, tuple[References | None, int, int, int]] = {}
+        self._kills = 0
+        self._bank_sets = 0
 
     # --- inspection ---------------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -375,7 +376,6 @@ class Index:
         self._sources.extend(sources or [None] * count)
         self._slot.update((item_id, start + i) for i, item_id in enumerate(ids))
         self._next_auto = max([self._next_auto] + [int(i) + 1 for i in ids if i.isascii() and i.isdigit()])
-        self._changes += 1
         self._maybe_compact()
 
     def _reserve(self, rows: int) -> None:
@@ -395,7 +395,7 @@ class Index:
         del self._slot[self._ids[slot]]  # type: ignore[arg-type]
         self._alive[slot] = False
         self._ids[slot] = self._metadata[slot] = self._sources[slot] = None
-        self._changes += 1
+        self._kills += 1
 
     def _maybe_compact(self) -> None:
         slots = len(self._ids)
@@ -410,6 +410,7 @@ class Index:
         self._sources = [self._sources[i] for i in keep]
         self._slot = {item_id: i for i, item_id in enumerate(self._ids)}  # type: ignore[misc]
         self._ann = None  # slot numbers changed: rebuilt at the next search
+        self._kills += 1  # and the score references with it
 
     # --- search ------------------------------------------------------------------------------------------
     def search(self, query: Any = None, k: int = 10, *,
@@ -565,27 +566,44 @@ class Index:
         if len(bank) < self.scoring.k:
             raise ConfigError(f"a query bank needs at least k = {self.scoring.k} items, got {len(bank)}")
         self._banks[kind] = bank
-        self._changes += 1
+        self._bank_sets += 1
 
     def _references(self, kind: Modality) -> References | None:
-        """Every slot's references against ``kind``'s bank (recomputed after any change), or None without one."""
-        if self._refs_at != self._changes:
-            self._refs, self._refs_at = {}, self._changes
-        if kind not in self._refs:
-            slots = len(self._ids)
-            bank_slots = None
-            shipped = space_banks(self.space)
-            if kind in self._banks or kind in shipped:
-                bank = self._banks.get(kind, shipped.get(kind))
-            else:
-                bank_slots = np.flatnonzero(self._alive[:slots] & (self._codes[:slots] == _CODES.index(kind)))
-                if len(bank_slots) > self.scoring.bank_size:
-                    bank_slots = bank_slots[np.linspace(0, len(bank_slots) - 1, self.scoring.bank_size).round().astype(int)]
-                bank = np.asarray(self._vectors[bank_slots], np.float32)
-            enough = len(bank) >= self.scoring.k + (bank_slots is not None)
-            self._refs[kind] = references(self._vectors[:slots], self._alive[:slots], bank, bank_slots,
-                                          self.scoring) if enough else None
-        return self._refs[kind]
+        """Every slot's references against ``kind``'s bank, or None without a bank of at least k + 1 items.
+
+        Kept between searches: appends that leave the bank as it is (a set or shipped bank, or items of
+        other modalities) only compute the new slots; a removal or a new bank recomputes them all.
+        """
+        slots = len(self._ids)
+        code = _CODES.index(kind)
+        cached = self._refs.get(kind)
+        if cached is not None and cached[2:] == (self._kills, self._bank_sets):
+            refs, covered = cached[0], cached[1]
+            shipped = kind in self._banks or kind in space_banks(self.space)
+            if covered == slots:
+                return refs
+            if refs is not None and (shipped or not (self._codes[covered:slots] == code).any()):
+                bank, bank_slots = self._bank(kind)
+                new = references(self._vectors[covered:slots], self._alive[covered:slots], bank, None, self.scoring)
+                refs = refs.extended(new, covered)
+                self._refs[kind] = (refs, slots, self._kills, self._bank_sets)
+                return refs
+        bank, bank_slots = self._bank(kind)
+        enough = len(bank) >= self.scoring.k + (bank_slots is not None)
+        refs = references(self._vectors[:slots], self._alive[:slots], bank, bank_slots, self.scoring) if enough else None
+        self._refs[kind] = (refs, slots, self._kills, self._bank_sets)
+        return refs
+
+    def _bank(self, kind: Modality) -> tuple[np.ndarray, np.ndarray | None]:
+        """``kind``'s query bank: the one set, else the space's, else own live items (with their slots)."""
+        shipped = space_banks(self.space)
+        if kind in self._banks or kind in shipped:
+            return self._banks.get(kind, shipped.get(kind)), None
+        slots = len(self._ids)
+        bank_slots = np.flatnonzero(self._alive[:slots] & (self._codes[:slots] == _CODES.index(kind)))
+        if len(bank_slots) > self.scoring.bank_size:
+            bank_slots = bank_slots[np.linspace(0, len(bank_slots) - 1, self.scoring.bank_size).round().astype(int)]
+        return np.asarray(self._vectors[bank_slots], np.float32), bank_slots
 
     def _ann_kind(self) -> str | None:
         if self.backend == "exact":

@@ -32,6 +32,7 @@ when the correction cannot lift an item past that many better cosines (``bench/s
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any
 
@@ -92,11 +93,25 @@ def candidates(k: int, allowed: int) -> int:
 @dataclasses.dataclass
 class References:
     """Per stored slot, against one query modality's bank: CSLS mean of the top-k bank cosines, inverted
-    softmax log-mean-exp (divided by beta), and whether the slot is a hub (some bank query's nearest)."""
+    softmax log-mean-exp (divided by beta), and whether the slot is a hub (some bank query's nearest).
+    ``best`` / ``best_slot``: each bank query's highest cosine to a live slot and that slot."""
 
     csls: np.ndarray
     softmax: np.ndarray
-    hub: np.ndarray
+    best: np.ndarray
+    best_slot: np.ndarray
+
+    @functools.cached_property
+    def hub(self) -> np.ndarray:
+        hub = np.zeros(len(self.csls), bool)
+        hub[self.best_slot[np.isfinite(self.best)]] = True
+        return hub
+
+    def extended(self, new: References, offset: int) -> References:
+        """These references followed by ``new``'s, computed for the slots from ``offset`` on."""
+        better = new.best > self.best
+        return References(np.concatenate([self.csls, new.csls]), np.concatenate([self.softmax, new.softmax]),
+                          np.where(better, new.best, self.best), np.where(better, new.best_slot + offset, self.best_slot))
 
 
 def references(vectors: np.ndarray, alive: np.ndarray, bank: np.ndarray, bank_slots: np.ndarray | None,
@@ -126,9 +141,7 @@ def references(vectors: np.ndarray, alive: np.ndarray, bank: np.ndarray, bank_sl
         values, rows = sims.masked_fill(dead[:, None], -math.inf).max(dim=0)
         better = values > best
         best[better], best_slot[better] = values[better], rows[better] + start
-    hub = np.zeros(n, bool)
-    hub[best_slot[torch.isfinite(best)].numpy()] = True
-    return References(csls, softmax, hub)
+    return References(csls, softmax, best.numpy(), best_slot.numpy())
 
 
 def corrected(method: str, cosines: np.ndarray, rows: np.ndarray, refs: References | None, k: int) -> np.ndarray:
