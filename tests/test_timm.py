@@ -101,3 +101,31 @@ def test_pretrained_loads_from_the_hf_cache(tmp_path, monkeypatch):
     with torch.inference_mode():
         assert torch.allclose(loaded(images), source.forward_head(source.forward_features(images), pre_logits=True),
                               atol=1e-5)
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pth"])
+def test_your_own_checkpoint_file_loads_through_timms_loader(tmp_path, suffix):
+    """options.checkpoint: a state dict saved the way timm users save one, with its classifier."""
+    from safetensors.torch import save_file
+
+    torch.manual_seed(2)
+    source = timm.create_model("resnet18.a1_in1k", pretrained=False).eval()
+    path = tmp_path / f"my-resnet18{suffix}"
+    if suffix == ".safetensors":
+        save_file(source.state_dict(), str(path))
+    else:
+        torch.save(source.state_dict(), path)
+    card = bind.get_card("timm:resnet18.a1_in1k").replace(options={"checkpoint": str(path)})
+    assert bind.weights_available(card)
+    loaded = bind.create_encoder("timm:resnet18.a1_in1k", checkpoint=str(path))
+    images = torch.rand(2, 3, 224, 224)
+    with torch.inference_mode():
+        assert torch.allclose(loaded(images), source.forward_head(source.forward_features(images), pre_logits=True),
+                              atol=1e-5)
+    missing = card.replace(options={"checkpoint": str(tmp_path / "nope.pth")})
+    assert not bind.weights_available(missing)
+    with pytest.raises(bind.WeightsUnavailableError, match="nope.pth is not a file"):
+        bind.create_encoder(missing)
+    (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(bind.WeightsUnavailableError, match="timm cannot load"):
+        bind.create_encoder(card.replace(options={"checkpoint": str(tmp_path / "bad.pth")}))

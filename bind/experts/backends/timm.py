@@ -5,6 +5,11 @@ Cards name the architecture in ``model_id`` (e.g. ``"convnext_tiny"``) and timm'
 The image transform comes from the model's pretrained cfg (timm's ``resolve_model_data_config`` +
 ``create_transform``); ``card.preprocess`` documents it. Dynamic names: ``"timm:ARCH[.TAG]"``, e.g.
 ``"timm:resnet50.a1_in1k"`` (any name of ``timm.list_pretrained()``).
+
+Your own weights: ``options.checkpoint`` names a local file in timm's formats (``.safetensors``, ``.pth``,
+``.bin``; a state dict of the architecture, classifier included or not), loaded by timm's own loader
+(``pretrained_cfg_overlay=dict(file=...)``), e.g.
+``bind.create_encoder("timm:convnext_tiny.fb_in22k", checkpoint="~/weights/convnext_tiny.safetensors")``.
 """
 from __future__ import annotations
 
@@ -72,6 +77,12 @@ def _weights_cached(cfg: Any) -> bool:
     return False
 
 
+def _checkpoint(card: EncoderCard) -> str | None:
+    """The card's own weights file (``options.checkpoint``, ``~`` expanded), or None for timm's registry."""
+    value = card.options.get("checkpoint")
+    return os.path.expanduser(str(value)) if value else None
+
+
 def _torch_checkpoints() -> str:
     """The folder where timm (via torch.hub) keeps weights downloaded from a URL."""
     return os.path.join(torch.hub.get_dir(), "checkpoints")
@@ -99,6 +110,16 @@ class TimmEncoder(Encoder):
 
         name = _timm_name(self.card)
         _pretrained_cfg(name)
+        checkpoint = _checkpoint(self.card)
+        if pretrained and checkpoint is not None:
+            if not os.path.isfile(checkpoint):
+                raise WeightsUnavailableError(f"{self.card.name!r}: options.checkpoint {checkpoint} is not a file")
+            try:
+                return timm.create_model(name, pretrained=True, num_classes=0,
+                                         pretrained_cfg_overlay={"file": checkpoint})
+            except (OSError, RuntimeError, ValueError, KeyError) as exc:
+                raise WeightsUnavailableError(f"{self.card.name!r}: timm cannot load {checkpoint} as "
+                                              f"{name!r}: {exc}") from None
         if pretrained and hub_offline() and not self.weights_available(self.card):
             raise WeightsUnavailableError(
                 f"{self.card.name!r}: the weights of timm {name!r} are not in the local cache and the hub is offline "
@@ -112,7 +133,12 @@ class TimmEncoder(Encoder):
     def weights_available(cls, card: EncoderCard) -> bool:
         """Whether timm's pretrained weights for the card are cached here. timm (seconds to import) is imported
         only when a cache they could be in exists (timm's registered cfgs name hub files or URLs, no local files)."""
-        if importlib.util.find_spec("timm") is None or not (hub_cache_exists() or os.path.isdir(_torch_checkpoints())):
+        if importlib.util.find_spec("timm") is None:
+            return False
+        checkpoint = _checkpoint(card)
+        if checkpoint is not None:
+            return os.path.isfile(checkpoint)
+        if not (hub_cache_exists() or os.path.isdir(_torch_checkpoints())):
             return False
         try:
             cfg = _pretrained_cfg(_timm_name(card))
