@@ -158,3 +158,46 @@ def test_laion_clap_import_does_not_hang_without_offline_env() -> None:
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().endswith("imported None False")  # the offline switch is restored afterwards
+
+
+def _local_roberta(folder: Path) -> Path:
+    """A random-weight RoBERTa saved the way roberta-base's hub repo holds it (config, vocab, merges, weights),
+    with CLAP's 768-d width and one small layer; its tokenizer is trained offline."""
+    from transformers import RobertaConfig, RobertaModel
+
+    from bind.experts.backends.laion_clap import _tiny_tokenizer
+
+    tokenizer = _tiny_tokenizer()
+    config = RobertaConfig(vocab_size=len(tokenizer), hidden_size=768, num_hidden_layers=1, num_attention_heads=12,
+                           intermediate_size=64, max_position_embeddings=130, pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(3)
+    RobertaModel(config).save_pretrained(folder)
+    tokenizer.backend_tokenizer.model.save(str(folder))  # vocab.json and merges.txt, as roberta-base has them
+    return folder
+
+
+def test_a_local_roberta_folder_replaces_the_hub_for_the_text_tower(empty_hub_cache: Path, tmp_path: Path) -> None:
+    """options.text_model: laion_clap's hard-coded roberta-base and its tokenizer come from a folder; a CLAP
+    checkpoint saved from that model loads back through laion_clap's own loader and gives the same vectors."""
+    folder = _local_roberta(tmp_path / "roberta-base")
+    card = get_card("clap-htsat-tiny.text")
+    options = {**card.options, "text_model": str(folder)}
+    random = ClapEncoder(card.replace(options=options), pretrained=False).freeze()
+    assert random.branch.config.num_hidden_layers == 1  # built from the folder, not roberta-base
+    checkpoint = tmp_path / "my-clap.pt"
+    towers = {f"text_branch.{k}": v for k, v in random.branch.state_dict().items()}
+    towers |= {f"text_projection.{k}": v for k, v in random.projection.state_dict().items()}
+    lib = bind.experts.backends.laion_clap.laion()
+    with bind.experts.backends.laion_clap._roberta_from(str(folder)):
+        model, _ = lib.create_model("HTSAT-tiny", "roberta", precision="fp32", device=torch.device("cpu"),
+                                    enable_fusion=False, fusion_type="None")
+    state = {**model.state_dict(), **towers,  # released checkpoints keep this buffer; laion_clap's loader drops it
+             "text_branch.embeddings.position_ids": torch.arange(130)[None]}
+    torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}}, checkpoint)
+    local = card.replace(options={**options, "checkpoint": str(checkpoint)})
+    assert ClapEncoder.weights_available(local)
+    loaded = create_encoder(local)
+    texts = ["a dog barks in the distance", "rain falls on a tin roof"]
+    assert torch.allclose(bind.embed(texts, encoder=loaded), bind.embed(texts, encoder=random), atol=1e-5)
+    with pytest.raises(WeightsUnavailableError, match="does not hold roberta-base"):
+        create_encoder(local.replace(options={**local.options, "text_model": str(tmp_path)}))

@@ -6,6 +6,9 @@ its ``get_audio_features``. Pitfalls handled here (measured): ``import laion_cla
 tokenizers at import time and retries the hub for >10 min without a network, so it is imported with the
 hub forced offline; offline, ``RobertaTokenizer.from_pretrained`` returns a 5-token tokenizer without
 an error, so the tokenizer is checked against the text tower's vocabulary before use.
+``options.text_model`` names a local roberta-base folder (config.json, vocab.json, merges.txt, weights) that
+laion_clap's hard-coded ``RobertaModel.from_pretrained("roberta-base")`` and the tokenizer read instead of
+the hub cache.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import contextlib
 import functools
 import importlib.util
 import os
+import threading
 import types
 import warnings
 from pathlib import Path
@@ -45,6 +49,7 @@ TEXT_MODEL = "roberta-base"  # laion_clap hard-codes this hub id for the text to
 _ROBERTA_FILES = (("config.json",), ("vocab.json",), ("merges.txt",), ("model.safetensors", "pytorch_model.bin"))
 JOINT_DIM = 512  # CLAP's joint embedding size (``joint_embed_shape``)
 FUSION_TYPE = "aff_2d"  # what laion_clap's hook uses for fused models
+_PATCH_LOCK = threading.Lock()  # one redirected RobertaModel.from_pretrained at a time
 
 
 @contextlib.contextmanager
@@ -100,11 +105,43 @@ def _local_checkpoint(name: str) -> Path | None:
     return None
 
 
-def _roberta_cached() -> bool:
+def _roberta_cached(folder: str | None = None) -> bool:
+    """Whether roberta-base's config, tokenizer and weights are in ``folder`` (when given) or the HF cache."""
+    if folder is not None:
+        return all(any((Path(folder) / f).is_file() for f in options) for options in _ROBERTA_FILES)
     from huggingface_hub import try_to_load_from_cache
 
     return all(any(isinstance(try_to_load_from_cache(TEXT_MODEL, f), str) for f in options)
                for options in _ROBERTA_FILES)
+
+
+def _text_model(card: EncoderCard) -> str | None:
+    """``options.text_model``: a local folder holding roberta-base (``save_pretrained`` or a copy of its hub
+    repo: config.json, vocab.json, merges.txt and the weights), used instead of the HF cache."""
+    value = card.options.get("text_model")
+    return os.path.expanduser(str(value)) if value else None
+
+
+@contextlib.contextmanager
+def _roberta_from(folder: str | None) -> Iterator[None]:
+    """laion_clap hard-codes ``RobertaModel.from_pretrained("roberta-base")``; inside this block that name
+    reads ``folder`` instead (nothing changes without a folder)."""
+    if folder is None:
+        yield
+        return
+    from transformers import RobertaModel
+
+    load = RobertaModel.from_pretrained  # transformers' own loader (inherited, bound to RobertaModel)
+
+    def local(cls: type, name: str, *args: Any, **kwargs: Any) -> Any:
+        return load(folder if name == TEXT_MODEL else name, *args, **kwargs)
+
+    with _PATCH_LOCK:
+        RobertaModel.from_pretrained = classmethod(local)  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            del RobertaModel.from_pretrained  # back to the inherited loader
 
 
 def _checkpoint(card: EncoderCard) -> Path:
@@ -214,15 +251,22 @@ class ClapEncoder(Encoder):
         initialisation (random HTSAT and projections; the text tower starts from roberta-base)."""
         card = self.card
         checkpoint = _checkpoint(card) if pretrained else None
-        if hub_offline() and not _roberta_cached():
+        folder = _text_model(card)
+        if folder is not None and not _roberta_cached(folder):
+            raise WeightsUnavailableError(f"{card.name!r}: options.text_model {folder} does not hold roberta-base "
+                                          f"(config.json, vocab.json, merges.txt and model.safetensors or "
+                                          f"pytorch_model.bin)")
+        if folder is None and hub_offline() and not _roberta_cached():
             raise WeightsUnavailableError(
                 f"{card.name!r}: laion_clap builds its text tower with RobertaModel.from_pretrained({TEXT_MODEL!r}) "
-                f"and tokenizes with its tokenizer, which are not in the local Hugging Face cache (offline)")
+                f"and tokenizes with its tokenizer, which are not in the local Hugging Face cache (offline); "
+                f"options.text_model can name a local roberta-base folder")
         lib = laion()
         try:
-            model, _ = lib.create_model(self.amodel, "roberta", precision="fp32", device=torch.device("cpu"),
-                                        enable_fusion=self.enable_fusion,
-                                        fusion_type=FUSION_TYPE if self.enable_fusion else "None")
+            with _roberta_from(folder):
+                model, _ = lib.create_model(self.amodel, "roberta", precision="fp32", device=torch.device("cpu"),
+                                            enable_fusion=self.enable_fusion,
+                                            fusion_type=FUSION_TYPE if self.enable_fusion else "None")
         except OSError as exc:
             raise WeightsUnavailableError(f"{card.name!r}: cannot load {TEXT_MODEL} for CLAP's text tower: {exc}") from None
         if checkpoint is not None:
@@ -240,7 +284,7 @@ class ClapEncoder(Encoder):
         from transformers import RobertaTokenizer
 
         try:
-            tokenizer = RobertaTokenizer.from_pretrained(TEXT_MODEL)
+            tokenizer = RobertaTokenizer.from_pretrained(_text_model(self.card) or TEXT_MODEL)
         except OSError as exc:
             raise WeightsUnavailableError(f"{self.card.name!r}: cannot load the {TEXT_MODEL} tokenizer: {exc}") from None
         if len(tokenizer) != vocab_size:
@@ -251,9 +295,10 @@ class ClapEncoder(Encoder):
 
     @classmethod
     def weights_available(cls, card: EncoderCard) -> bool:
-        """The checkpoint is a local file (or already downloaded) and roberta-base is in the HF cache."""
+        """The checkpoint is a local file (or already downloaded) and roberta-base is in ``options.text_model``
+        or the HF cache."""
         name = card.options.get("checkpoint")
-        return bool(name) and _local_checkpoint(name) is not None and _roberta_cached()
+        return bool(name) and _local_checkpoint(name) is not None and _roberta_cached(_text_model(card))
 
     @classmethod
     def tiny(cls, card: EncoderCard) -> "ClapEncoder":
