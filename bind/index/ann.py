@@ -67,6 +67,12 @@ class Ann:
     def count(self) -> int:
         return int(self.index.ntotal)
 
+    @property
+    def nprobe(self) -> int:
+        """The IVF lists a search scans: ``options.nprobe``, else nlist / 16, at least 8."""
+        nlist = int(self.options["nlist"])
+        return int(self.options["nprobe"] or min(nlist, max(8, nlist // 16)))
+
     @classmethod
     def build(cls, kind: str, vectors: np.ndarray, alive: np.ndarray, options: dict[str, Any]) -> Ann:
         """A new faiss index over every row of ``vectors`` (``[n, d]``); IVF trains on alive rows."""
@@ -106,9 +112,7 @@ class Ann:
             bits = np.packbits(allowed[: self.count], bitorder="little")
             kwargs["sel"] = faiss.IDSelectorBitmap(self.count, faiss.swig_ptr(bits))
         if self.kind == "ivf":
-            nlist = int(self.options["nlist"])
-            kwargs["nprobe"] = int(self.options["nprobe"] or min(nlist, max(8, nlist // 16)))
-            params = faiss.SearchParametersIVF(**kwargs)
+            params = faiss.SearchParametersIVF(nprobe=self.nprobe, **kwargs)
         elif self.kind == "hnsw":
             params = faiss.SearchParametersHNSW(efSearch=max(int(self.options["ef_search"]), k), **kwargs)
         else:
