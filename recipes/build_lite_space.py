@@ -37,6 +37,10 @@ and every adapter is a label bridge (no training) or a projector the project tra
   ``recipes/prepare_real_meshes.py``); 3D uses the image route on its depth views.
 
     python recipes/build_lite_space.py [--out spaces/lite]
+
+The space's score data (query banks and relevance maps, ``calibration.json`` and ``query_banks.safetensors``)
+is fitted for its identity afterwards: ``python bench/scores.py --data data/openclipart --sounds
+data/sound_effects --meshes data/real_meshes --write spaces/lite`` (a rebuild with another identity drops it).
 """
 from __future__ import annotations
 
