@@ -2,6 +2,7 @@
 CMYK and palette transparency converted; and the decoding version keeps old and new vectors apart."""
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -137,3 +138,25 @@ def test_an_index_re_embeds_files_decoded_under_an_older_version(tmp_path) -> No
     assert sorted(upgraded.updated) == ["a.png", "b.png"] and upgraded.embedded == 2
     assert all(e["source"]["decoding"] == DECODE_VERSION
                for e in map(json.loads, (storage.live_version(out) / "records.jsonl").read_text().splitlines()))
+
+
+def test_a_wide_gamut_profile_is_converted_to_srgb(tmp_path) -> None:
+    """The fixture profile is icc-profiles-free's compatibleWithAdobeRGB1998.icc (Zlib licence)."""
+    from PIL import ImageCms
+
+    adobe = (Path(__file__).with_name("fixtures") / "compatibleWithAdobeRGB1998.icc").read_bytes()
+    ramp = np.linspace(40, 255, 96).astype(np.uint8)
+    pattern = np.zeros((96, 96, 3), np.uint8)  # saturated red, green and blue bands, dark to bright
+    for band in range(3):
+        pattern[band * 32 : (band + 1) * 32, :, band] = ramp
+    pixels = Image.fromarray(pattern)
+    tagged = saved(pixels, tmp_path / "adobe.png", icc_profile=adobe)
+    expected = ImageCms.profileToProfile(pixels, ImageCms.ImageCmsProfile(io.BytesIO(adobe)),
+                                         ImageCms.createProfile("sRGB"), outputMode="RGB")
+    decoded = np.asarray(load_image(tagged)).astype(int)
+    assert np.abs(decoded - np.asarray(expected)).max() <= 1
+    assert np.abs(decoded - np.asarray(pixels)).mean() > 2  # the numbers changed: Adobe RGB is wider than sRGB
+    assert cosine(tagged, saved(expected, tmp_path / "srgb.png")) > 0.9999
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    assert np.array_equal(np.asarray(load_image(saved(pixels, tmp_path / "s.png", icc_profile=srgb))),
+                          np.asarray(pixels))  # an sRGB tag changes nothing

@@ -1,8 +1,10 @@
 """Image decoding: paths, bytes, PIL images and arrays -> RGB PIL images, read the way a viewer shows them.
 
-:func:`to_rgb` is the one rule set (``DECODE_VERSION`` 2):
+:func:`to_rgb` is the one rule set (``DECODE_VERSION`` 3):
 
 - EXIF orientation is applied (a phone photo is embedded upright);
+- an RGB image tagged with a colour profile other than sRGB (Adobe RGB, a phone's Display P3) is converted
+  to sRGB through that profile, as a colour-managed viewer shows it;
 - transparency (RGBA, LA, palette or colour-key transparency) is composited on ``BACKGROUND`` (white),
   not dropped, so the hidden colour of transparent pixels never reaches the expert;
 - 16-bit and 32-bit integer images are scaled from their full range (65535 -> 255), float images from
@@ -10,8 +12,8 @@
 - CMYK is converted through its embedded ICC profile to sRGB when it has one (else PIL's conversion);
 - everything else is PIL's ``convert("RGB")``.
 
-Version 1 (bind 0.1.0 before this module's rules) was ``convert("RGB")`` alone; the feature cache and an
-index's reuse check key on the version (:data:`bind.io.DECODING_VERSIONS`), so old and new vectors never mix.
+Version 1 (bind 0.1.0 before this module's rules) was ``convert("RGB")`` alone; version 2 had every rule but
+the colour profiles. The feature cache and an index's reuse check key on the version (:data:`bind.io.DECODING_VERSIONS`), so old and new vectors never mix.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from .files import open_source
 
 MAX_PIXELS_ENV = "BIND_MAX_IMAGE_PIXELS"
 DEFAULT_MAX_PIXELS = 100_000_000  # a 10,000 x 10,000 photo; decoded RGB it takes 300 MB
-DECODE_VERSION = 2
+DECODE_VERSION = 3
 BACKGROUND = (255, 255, 255)  # what transparent pixels are composited on
 _ORIENTATION = 0x0112  # the EXIF orientation tag
 
@@ -59,6 +61,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
     module docstring)."""
     if image.getexif().get(_ORIENTATION, 1) != 1:
         image = ImageOps.exif_transpose(image)
+    if image.mode in ("RGB", "RGBA") and image.info.get("icc_profile"):
+        image = _to_srgb(image)
     if image.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
         return Image.fromarray(_scaled_to_bytes(np.asarray(image), image.mode)).convert("RGB")
     if image.has_transparency_data:
@@ -87,6 +91,20 @@ def _scaled_to_bytes(array: np.ndarray, mode: str) -> np.ndarray:
     span = full[1] - full[0]
     scaled = (np.nan_to_num(values, nan=full[0]) - full[0]) / span if span > 0 else np.zeros_like(values)
     return (np.clip(scaled, 0, 1) * 255).round().astype(np.uint8)
+
+
+def _to_srgb(image: Image.Image) -> Image.Image:
+    """An RGB(A) image through its embedded profile into sRGB; unchanged when that profile is sRGB already or
+    cannot be read."""
+    from PIL import ImageCms
+
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(image.info["icc_profile"]))
+        if "srgb" in ImageCms.getProfileDescription(source).lower().replace(" ", ""):
+            return image
+        return ImageCms.profileToProfile(image, source, ImageCms.createProfile("sRGB"), outputMode=image.mode)
+    except (ImageCms.PyCMSError, OSError):
+        return image
 
 
 def _cmyk_to_rgb(image: Image.Image) -> Image.Image:
