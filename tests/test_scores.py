@@ -73,8 +73,7 @@ def test_each_method_matches_its_formula(space, method) -> None:
     expected = brute_force(method, query, items, bank)
     got = {hit.id: hit.score for hit in hits}
     assert np.allclose([got[f"i{i}"] for i in range(30)], expected, atol=1e-4)
-    assert [h.id for h in hits] == [f"i{i}" for i in np.argsort(-expected, kind="stable")][: len(hits)] or \
-        np.allclose(sorted(expected, reverse=True), [h.score for h in hits], atol=1e-4)
+    assert np.allclose(sorted(expected, reverse=True), [h.score for h in hits], atol=1e-4)  # best first
     assert all(math.isclose(h.cosine, float(items[int(h.id[1:])] @ query), abs_tol=1e-5) for h in hits)
 
 

@@ -40,8 +40,7 @@ from .scores import (
     corrected,
     parse_method,
     references,
-    space_banks,
-    space_calibration,
+    shipped_scores,
 )
 
 if TYPE_CHECKING:
@@ -193,7 +192,8 @@ class Index:
         self._next_auto = 0
         self._warned_auto = False
         self.scoring = Scoring(scoring) if isinstance(scoring, str) else scoring or Scoring()
-        self.calibration = calibration if calibration is not None else space_calibration(space)
+        shipped_calibration, self._shipped_banks = shipped_scores(space, self.identity)
+        self.calibration = calibration if calibration is not None else shipped_calibration
         self._banks: dict[Modality, np.ndarray] = {}  # query banks set by the user, by query modality
         # per query modality: (references or None, slots covered, _kills and _bank_sets when computed)
         self._refs: dict[Modality, tuple[References | None, int, int, int]] = {}
@@ -543,12 +543,12 @@ class Index:
                     float(c), self.calibration.relevance(used, kind, _CODES[self._codes[r]], float(s)))
                 for s, c, r in zip(scores[keep], cosines[0][keep], rows[0][keep])]
         present = {hit.modality for hit in hits}
-        if min_score is not None and not self.calibration.covers(used, kind, present):
+        calibrated = self.calibration.covers(used, kind, present)
+        if min_score is not None and not calibrated:
             pairs = ", ".join(sorted(f"{kind.value if kind else 'vector'}->{m.value}" for m in present))
             raise ConfigError(f"min_score needs a calibrated relevance, and this search's pairs ({pairs}) under "
                               f"correction {used!r} have no calibration in this index")
-        by_relevance = bool(hits) and self.calibration.covers(used, kind, present)
-        hits.sort(key=lambda hit: -(hit.relevance if by_relevance else hit.score))  # type: ignore[operator]
+        hits.sort(key=lambda hit: -(hit.relevance if calibrated else hit.score))  # type: ignore[operator]
         if min_score is not None:
             hits = [hit for hit in hits if hit.relevance >= min_score]  # type: ignore[operator]
         return hits[:k]
@@ -579,11 +579,11 @@ class Index:
         cached = self._refs.get(kind)
         if cached is not None and cached[2:] == (self._kills, self._bank_sets):
             refs, covered = cached[0], cached[1]
-            shipped = kind in self._banks or kind in space_banks(self.space)
+            fixed_bank = kind in self._banks or kind in self._shipped_banks
             if covered == slots:
                 return refs
-            if refs is not None and (shipped or not (self._codes[covered:slots] == code).any()):
-                bank, bank_slots = self._bank(kind)
+            if refs is not None and (fixed_bank or not (self._codes[covered:slots] == code).any()):
+                bank, _ = self._bank(kind)
                 new = references(self._vectors[covered:slots], self._alive[covered:slots], bank, None, self.scoring)
                 refs = refs.extended(new, covered)
                 self._refs[kind] = (refs, slots, self._kills, self._bank_sets)
@@ -596,9 +596,8 @@ class Index:
 
     def _bank(self, kind: Modality) -> tuple[np.ndarray, np.ndarray | None]:
         """``kind``'s query bank: the one set, else the space's, else own live items (with their slots)."""
-        shipped = space_banks(self.space)
-        if kind in self._banks or kind in shipped:
-            return self._banks.get(kind, shipped.get(kind)), None
+        if kind in self._banks or kind in self._shipped_banks:
+            return self._banks.get(kind, self._shipped_banks.get(kind)), None
         slots = len(self._ids)
         bank_slots = np.flatnonzero(self._alive[:slots] & (self._codes[:slots] == _CODES.index(kind)))
         if len(bank_slots) > self.scoring.bank_size:

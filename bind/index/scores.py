@@ -211,19 +211,14 @@ class Calibration:
         return cls({method: {pair: Platt(**p) for pair, p in pairs.items()} for method, pairs in (value or {}).items()})
 
 
-def _shipped(space: Any) -> dict[str, Any]:
-    shipped = getattr(space, "score_calibration", None)
-    return shipped if shipped and shipped.get("space_identity") == space.identity else {}
-
-
-def space_calibration(space: Any) -> Calibration:
-    """The calibration a space ships for its own identity (``calibration.json`` in its folder), else none."""
-    return Calibration.from_dict(_shipped(space).get("methods"))
-
-
-def space_banks(space: Any) -> dict[Modality, np.ndarray]:
-    """The query banks a space ships for its own identity (``query_banks.safetensors``), by query modality."""
-    return {Modality.parse(name): bank for name, bank in _shipped(space).get("banks", {}).items()}
+def shipped_scores(space: Any, identity: str) -> tuple[Calibration, dict[Modality, np.ndarray]]:
+    """The calibration and query banks a space ships (``calibration.json``, ``query_banks.safetensors`` in its
+    folder) when they were fitted for ``identity``, the space's own; else none."""
+    shipped = getattr(space, "score_calibration", None) or {}
+    if shipped.get("space_identity") != identity:
+        return Calibration(), {}
+    return (Calibration.from_dict(shipped.get("methods")),
+            {Modality.parse(name): bank for name, bank in shipped.get("banks", {}).items()})
 
 
 def expected_calibration_error(relevance: np.ndarray, labels: np.ndarray, bins: int = 10) -> float:
