@@ -52,7 +52,7 @@ class Space:
     kind: ClassVar[str] = ""
     _means: dict[Modality, torch.Tensor]
     _gap_correction: bool
-    # relevance maps shipped with a space folder for its identity (``calibration.json``, read by load_space;
+    # relevance maps and query banks shipped with a space folder for its identity (read by load_space;
     # used by bind.Index, never part of the identity: they rescale scores, not vectors)
     score_calibration: dict[str, Any] | None = None
 

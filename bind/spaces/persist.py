@@ -24,7 +24,7 @@ import torch
 from ..errors import ConfigError
 from ..experts.modality import Modality
 from ..experts.registry import get_card
-from ..io.atomic import atomic_dir
+from ..io.atomic import atomic_dir, atomic_path
 from ..io.saved import read_saved_folder
 from ..io.versions import FORMAT_VERSION, migration, upgrade
 from ..resources import resource_dir
@@ -161,11 +161,14 @@ def read_score_data(directory: Path) -> dict[str, Any] | None:
 
 
 def write_score_data(data: dict[str, Any], directory: Path) -> None:
-    """Write :func:`read_score_data`'s files into ``directory`` (a staging folder)."""
-    (directory / CALIBRATION_FILE).write_text(json.dumps({k: v for k, v in data.items() if k != "banks"}, indent=1))
+    """Write :func:`read_score_data`'s files into ``directory``, each atomically: the banks first, then
+    ``calibration.json``, which names the identity they belong to."""
     if data.get("banks"):
-        safetensors.torch.save_file({k: torch.from_numpy(np.ascontiguousarray(v)).half()
-                                     for k, v in data["banks"].items()}, str(directory / BANKS_FILE))
+        with atomic_path(directory / BANKS_FILE) as tmp:
+            safetensors.torch.save_file({k: torch.from_numpy(np.ascontiguousarray(v)).half()
+                                         for k, v in data["banks"].items()}, str(tmp))
+    with atomic_path(directory / CALIBRATION_FILE) as tmp:
+        tmp.write_text(json.dumps({k: v for k, v in data.items() if k != "banks"}, indent=1))
 
 
 def _dedupe_tensors(tensors: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
