@@ -163,15 +163,39 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    from ..errors import ConfigError
     from ..eval.evaluation import evaluate, format_table, result_record, write_result
     from ..spaces.persist import load_space
 
-    space = load_space(args.space).to(args.device)
-    result = evaluate(space, args.task, args.root, split=args.split, file=args.file,
-                      templates=args.template or None, batch_size=args.batch_size)
+    written = None  # the MTEB result file, with --format mteb
+    if args.task.startswith("mteb:"):
+        from ..eval.mteb import BindEncoder, eval_result, get_task, run_task
+
+        given = [flag for flag, value in (("--root", args.root), ("--file", args.file), ("--template", args.template))
+                 if value]
+        if given:
+            raise ConfigError(f"{', '.join(given)}: not used by MTEB tasks, which load their own data "
+                              "(Hugging Face datasets, its cache under HF_HOME)")
+        task = get_task(args.task, args.split)
+        model = BindEncoder(args.space, device=args.device)
+        space = model.space
+        mteb_result, written = run_task(model, task, args.out if args.format == "mteb" else None,
+                                        batch_size=args.batch_size)
+        result = eval_result(mteb_result, task)
+    else:
+        if args.format == "mteb":
+            raise ConfigError("--format mteb writes MTEB's result JSON, which only MTEB's own tasks give: "
+                              "--task mteb:<TaskName>")
+        if not args.root:
+            raise ConfigError(f"--root is required for task {args.task!r}: the dataset folder or manifest file")
+        space = load_space(args.space).to(args.device)
+        result = evaluate(space, args.task, args.root, split=args.split, file=args.file,
+                          templates=args.template or None, batch_size=args.batch_size)
     record = result_record(space, result, space_name=args.space)
     print(json.dumps(record, indent=2) if args.json else format_table(result))
-    if args.out:
+    if args.out and args.format == "mteb":
+        print(f"wrote {written}", file=sys.stderr)
+    elif args.out:
         write_result(args.out, record)
         print(f"wrote {args.out}", file=sys.stderr)
     return 0
@@ -222,16 +246,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("eval", help="evaluate a space: zero-shot classification or retrieval on local data",
                             description="Zero-shot classification (top-1/top-5) or retrieval (R@1/5/10 both ways, "
-                                        "mAP, NDCG@10) of a space on a dataset you have locally.")
+                                        "mAP, NDCG@10) of a space on a dataset you have locally, or an MTEB task "
+                                        "run by MTEB (--task mteb:<TaskName>, the optional extra bind[mteb]).")
     p.add_argument("--space", required=True, help="a saved space folder or a packaged space name")
     p.add_argument("--task", required=True, help="esc50, modelnet40, audiocaps, clotho, msrvtt, flickr30k, coco, "
-                                                 "manifest (retrieval) or manifest-classes (zero-shot)")
-    p.add_argument("--root", required=True, help="the dataset folder (manifest tasks: the manifest file)")
+                                                 "manifest (retrieval), manifest-classes (zero-shot), or "
+                                                 "mteb:<TaskName> (an MTEB text or image task, e.g. mteb:STS12)")
+    p.add_argument("--root", help="the dataset folder (manifest tasks: the manifest file); not for mteb: tasks")
     p.add_argument("--split", help="split to evaluate (default: test; esc50: all folds, or fold1..fold5)")
     p.add_argument("--file", help="the task's CSV/JSON inside ROOT, when not the usual name")
     p.add_argument("--template", action="append", help="a prompt template with {} (repeatable; classification)")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--out", help="write the JSON result record here (atomically)")
+    p.add_argument("--out", help="write the result here: bind's JSON record (a file, atomically), or with "
+                                 "--format mteb MTEB's result files (a folder: results/bind__<space>/<identity>/)")
+    p.add_argument("--format", choices=("bind", "mteb"), default="bind",
+                   help="what --out holds: bind's record (default) or MTEB's result JSON (mteb: tasks only)")
     p.add_argument("--json", action="store_true", help="print the JSON record instead of a table")
     _device_option(p)
     p.set_defaults(run=_eval)
