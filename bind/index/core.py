@@ -33,6 +33,7 @@ from .ann import Ann, check_options, faiss_available, import_faiss
 from .exact import topk
 from .folder import FileEntry, FolderReport, scan
 from .scores import (
+    CandidateRefs,
     Calibration,
     References,
     Scoring,
@@ -284,9 +285,14 @@ class Index:
     def remove(self, ids: str | Iterable[str]) -> None:
         """Remove items by id; an unknown id raises KeyError and nothing is removed."""
         ids = [ids] if isinstance(ids, str) else list(ids)
-        missing = [i for i in ids if i not in self._slot]
+        present = set(self._present(ids))
+        missing = [i for i in ids if i not in present]
         if missing:
             raise KeyError(f"no item with id {', '.join(map(repr, missing[:5]))} in the index")
+        self._delete(ids)
+
+    def _delete(self, ids: list[str]) -> None:
+        """Drop stored items (every one of ``ids`` is stored)."""
         for item_id in ids:
             self._kill(self._slot[item_id])
         self._maybe_compact()
@@ -297,8 +303,7 @@ class Index:
 
         A bad item raises InputError and leaves the stored one untouched.
         """
-        slot = self._find(item_id)
-        meta = _json_safe(metadata, item_id) if metadata is not None else dict(self._metadata[slot] or {})
+        meta = _json_safe(metadata, item_id) if metadata is not None else self.entry(item_id).metadata
         if _is_path(item):
             meta = {**meta, "path": str(item)}
         wanted = Modality.parse(modality) if modality is not None else None
@@ -311,12 +316,10 @@ class Index:
     def _new_ids(self, items: list[Any], ids: str | Sequence[str] | None, single: bool) -> list[str]:
         if ids is None:  # the counter moves on only when the items are stored (_append)
             out, number = [], self._next_auto
-            for item in items:
+            for item in items:  # every numeric id stored so far is below _next_auto
                 if _is_path(item):
                     out.append(str(item))
                     continue
-                while str(number) in self._slot:
-                    number += 1
                 out.append(str(number))
                 number += 1
         else:
@@ -333,9 +336,13 @@ class Index:
         if len(set(ids)) != len(ids):
             dup = next(i for i in ids if ids.count(i) > 1)
             raise ConfigError(f"id {dup!r} is given twice")
-        present = [i for i in ids if i in self._slot]
+        present = self._present(ids)
         if present:
             raise ConfigError(f"id {present[0]!r} is already in the index; use index.update(id, item) to replace it")
+
+    def _present(self, ids: list[str]) -> list[str]:
+        """Those of ``ids`` that are stored."""
+        return [i for i in ids if i in self._slot]
 
     def _metadata_list(self, items: list[Any], ids: list[str], metadata: Any, single: bool) -> list[dict[str, Any]]:
         if metadata is None:
@@ -520,8 +527,7 @@ class Index:
             if len(short):  # a filter the ANN probes could not satisfy: exact search over the allowed rows
                 exact_scores, exact_rows = topk(queries[short], matrix, want, mask)
                 scores[short], rows[short] = exact_scores.numpy(), exact_rows.numpy()
-        return [self._ranked(scores[i : i + 1], rows[i : i + 1], kinds[i], method, wanted_k, min_score)
-                for i in range(len(queries))]
+        return [self._ranked(scores[i], rows[i], kinds[i], method, wanted_k, min_score) for i in range(len(queries))]
 
     def _query_kinds(self, value: Any, count: int) -> list[Modality | None]:
         if value is None or isinstance(value, (str, Modality)):
@@ -533,15 +539,23 @@ class Index:
 
     def _ranked(self, cosines: np.ndarray, rows: np.ndarray, kind: Modality | None, method: str, k: int,
                 min_score: float | None) -> list[Hit]:
-        """One query's hits: candidates re-scored under ``method``, ranked, calibrated, cut."""
-        used = method if kind is not None else "none"
-        refs = self._references(kind) if used != "none" else None
-        used = used if refs is not None else "none"
-        scores = corrected(used, cosines, rows, refs, self.scoring.k)[0]
-        keep = rows[0] >= 0
-        hits = [Hit(self._ids[r], float(s), _CODES[self._codes[r]], dict(self._metadata[r] or {}),  # type: ignore[arg-type]
-                    float(c), self.calibration.relevance(used, kind, _CODES[self._codes[r]], float(s)))
-                for s, c, r in zip(scores[keep], cosines[0][keep], rows[0][keep])]
+        """One query's hits from its candidate slots ``rows`` (best cosine first; -1 pads)."""
+        keep = rows >= 0
+        cosines, rows = cosines[keep], rows[keep]
+        found = [(self._ids[r], _CODES[self._codes[r]], self._metadata[r]) for r in rows]
+        refs = self._references(kind) if kind is not None and method != "none" else None
+        return self._finish(cosines, found, None if refs is None else refs.at(rows), kind, method, k, min_score)
+
+    def _finish(self, cosines: np.ndarray, found: list[tuple[str | None, Modality, dict[str, Any] | None]],
+                refs: CandidateRefs | None, kind: Modality | None, method: str, k: int,
+                min_score: float | None) -> list[Hit]:
+        """One query's hits: candidates ``found`` (id, modality, metadata; best cosine first) re-scored under
+        ``method`` with their references ``refs`` (None: no correction), ranked, calibrated, cut to ``k``."""
+        used = method if kind is not None and refs is not None else "none"
+        scores = corrected(used, cosines, refs, self.scoring.k)
+        hits = [Hit(item_id, float(s), modality, dict(metadata or {}), float(c),  # type: ignore[arg-type]
+                    self.calibration.relevance(used, kind, modality, float(s)))
+                for s, c, (item_id, modality, metadata) in zip(scores, cosines, found)]
         present = {hit.modality for hit in hits}
         calibrated = self.calibration.covers(used, kind, present)
         if min_score is not None and not calibrated:
@@ -660,8 +674,10 @@ class Index:
             raise ConfigError(f"cannot index {root}: not a folder")
         entries, ignored, unreadable = scan(root, extensions, recursive, [Path(p) for p in exclude])
         report = FolderReport(ignored=ignored, failures=unreadable)
+        stored = self._sources_of([prefix + entry.relative for entry in entries])
         seen: set[str] = set()
         todo: list[tuple[FileEntry, str, dict[str, Any]]] = []
+        touched: list[tuple[str, dict[str, Any]]] = []
         for entry in entries:
             item_id = prefix + entry.relative
             seen.add(item_id)
@@ -669,8 +685,7 @@ class Index:
                 report.failures.append(InputError(str(entry.path), f"this space has no {entry.modality.value} path "
                                        f"(it embeds {', '.join(sorted(m.value for m in self.space.modalities))})"))
                 continue
-            slot = self._slot.get(item_id)
-            old = self._sources[slot] if slot is not None else None
+            old, old_modality = stored.get(item_id, (None, None))
             decoding = decoding_version(entry.modality)
             current = old is not None and old.get("decoding", 1) == decoding  # else: re-embed under today's rules
             if current and old["root"] == str(root) and (old["mtime_ns"], old["size"]) == (entry.mtime_ns, entry.size):
@@ -683,36 +698,55 @@ class Index:
                 continue
             source = {"root": str(root), "prefix": prefix, "path": entry.relative, "mtime_ns": entry.mtime_ns,
                       "size": entry.size, "sha256": digest, "decoding": decoding}
-            if current and old["sha256"] == digest and slot is not None and _CODES[self._codes[slot]] == entry.modality:
-                self._sources[slot] = source  # touched, same content
+            if current and old["sha256"] == digest and old_modality == entry.modality:
+                touched.append((item_id, source))  # touched, same content
                 report.unchanged += 1
                 continue
             todo.append((entry, item_id, source))
-        groups: dict[tuple[str, int], list[tuple[FileEntry, str, dict[str, Any]]]] = {}
+        self._set_sources(touched)
+        groups: dict[tuple[str, Modality], list[tuple[FileEntry, str, dict[str, Any]]]] = {}
         for task in todo:
-            groups.setdefault((task[2]["sha256"], _CODES.index(task[0].modality)), []).append(task)
-        slots = {(src["sha256"], int(self._codes[s])): s for s in self._slot.values()
-                 if (src := self._sources[s]) is not None
-                 and src.get("decoding", 1) == decoding_version(_CODES[self._codes[s]])}
-        known = {key: torch.from_numpy(self._vectors[slots[key]].astype(np.float32)) for key in groups if key in slots}
-        gone = [i for i, s in self._slot.items() if (src := self._sources[s]) is not None
-                and src["root"] == str(root) and src["prefix"] == prefix and i not in seen]
+            groups.setdefault((task[2]["sha256"], task[0].modality), []).append(task)
+        known = self._vectors_by_content(set(groups))
+        gone = [i for i in self._ids_from(str(root), prefix) if i not in seen]
         if gone:  # after taking the vectors a moved file reuses
             self.remove(gone)
             report.removed.extend(gone)
-        self._store_files(groups, known, report, batch_size=batch_size, chunk_size=chunk_size, progress=progress,
-                          sample_rate=sample_rate, desc=f"index {root.name}", tqdm=tqdm)
+        self._store_files(groups, known, set(stored), report, batch_size=batch_size, chunk_size=chunk_size,
+                          progress=progress, sample_rate=sample_rate, desc=f"index {root.name}", tqdm=tqdm)
         return report
 
-    def _store_files(self, groups: dict[tuple[str, int], list[tuple[FileEntry, str, dict[str, Any]]]],
-                     known: dict[tuple[str, int], torch.Tensor], report: FolderReport, *, batch_size: int,
+    def _sources_of(self, ids: list[str]) -> dict[str, tuple[dict[str, Any] | None, Modality]]:
+        """The file source record (None for items not added from a folder) and modality of each stored id."""
+        return {i: (self._sources[s], _CODES[self._codes[s]]) for i in ids if (s := self._slot.get(i)) is not None}
+
+    def _set_sources(self, sources: list[tuple[str, dict[str, Any]]]) -> None:
+        """Record new source records (a touched file with the same content) for stored ids."""
+        for item_id, source in sources:
+            self._sources[self._slot[item_id]] = source
+
+    def _vectors_by_content(self, keys: set[tuple[str, Modality]]) -> dict[tuple[str, Modality], torch.Tensor]:
+        """Stored vectors of files with these (sha256, modality), embedded under today's decoding rules."""
+        slots = {(src["sha256"], _CODES[self._codes[s]]): s for s in self._slot.values()
+                 if (src := self._sources[s]) is not None
+                 and src.get("decoding", 1) == decoding_version(_CODES[self._codes[s]])}
+        return {key: torch.from_numpy(self._vectors[slots[key]].astype(np.float32)) for key in keys if key in slots}
+
+    def _ids_from(self, root: str, prefix: str) -> list[str]:
+        """The stored ids added from folder ``root`` with ``prefix``."""
+        return [i for i, s in self._slot.items()
+                if (src := self._sources[s]) is not None and src["root"] == root and src["prefix"] == prefix]
+
+    def _store_files(self, groups: dict[tuple[str, Modality], list[tuple[FileEntry, str, dict[str, Any]]]],
+                     known: dict[tuple[str, Modality], torch.Tensor], stored: set[str], report: FolderReport, *,
+                     batch_size: int,
                      chunk_size: int, progress: bool, sample_rate: int | None, desc: str, tqdm: Any) -> None:
         """Reuse ``known`` embeddings (by content hash and modality); embed the other groups of files with the
-        same content chunk by chunk, storing each chunk as it is done."""
+        same content chunk by chunk, storing each chunk as it is done. ``stored``: the ids stored before."""
 
         def store(tasks: list[tuple[FileEntry, str, dict[str, Any]]], vector: torch.Tensor) -> None:
             for entry, item_id, source in tasks:
-                (report.updated if item_id in self._slot else report.added).append(item_id)
+                (report.updated if item_id in stored else report.added).append(item_id)
             self._append([t[1] for t in tasks], vector.expand(len(tasks), -1), [t[0].modality for t in tasks],
                          [{"path": str(t[0].path)} for t in tasks], [t[2] for t in tasks])
 
@@ -736,7 +770,7 @@ class Index:
                     for failure in result.failures:
                         tasks = chunk[failure.index or 0]
                         report.failures.extend(InputError(str(t[0].path), failure.reason) for t in tasks)
-                        stale = [t[1] for t in tasks if t[1] in self._slot]  # a file that went bad
+                        stale = [t[1] for t in tasks if t[1] in stored]  # a file that went bad
                         if stale:
                             self.remove(stale)
                             report.removed.extend(stale)

@@ -107,6 +107,10 @@ class References:
         hub[self.best_slot[np.isfinite(self.best)]] = True
         return hub
 
+    def at(self, rows: np.ndarray) -> CandidateRefs:
+        """The references of the slots ``rows`` (a query's candidates)."""
+        return CandidateRefs(self.csls[rows], self.softmax[rows], self.hub[rows])
+
     def extended(self, new: References, offset: int) -> References:
         """These references followed by ``new``'s, computed for the slots from ``offset`` on."""
         better = new.best > self.best
@@ -144,20 +148,25 @@ def references(vectors: np.ndarray, alive: np.ndarray, bank: np.ndarray, bank_sl
     return References(csls, softmax, best.numpy(), best_slot.numpy())
 
 
-def corrected(method: str, cosines: np.ndarray, rows: np.ndarray, refs: References | None, k: int) -> np.ndarray:
-    """Scores ``[q, c]`` of candidate ``rows`` (best cosine first per query; -1 pads) under ``method``."""
-    if method == "none" or refs is None or cosines.shape[1] == 0:
+@dataclasses.dataclass(frozen=True)
+class CandidateRefs:
+    """The references of one query's candidates, in candidate order: CSLS, inverted softmax, hub flags."""
+
+    csls: np.ndarray
+    softmax: np.ndarray
+    hub: np.ndarray
+
+
+def corrected(method: str, cosines: np.ndarray, refs: CandidateRefs | None, k: int) -> np.ndarray:
+    """Scores ``[c]`` of one query's candidates (best cosine first) under ``method``."""
+    if method == "none" or refs is None or len(cosines) == 0:
         return cosines
-    safe = np.where(rows >= 0, rows, 0)
     if method == "csls":
-        top = np.where(rows[:, :k] >= 0, cosines[:, :k], np.nan)
-        own = np.nan_to_num(np.nanmean(top, axis=1), nan=0.0)[:, None]
-        return 2 * cosines - refs.csls[safe] - own
-    normalised = cosines - refs.softmax[safe]
+        return 2 * cosines - refs.csls - cosines[:k].mean()
+    normalised = cosines - refs.softmax
     if method == "inverted_softmax":
         return normalised
-    hub_first = refs.hub[safe[:, 0]][:, None]  # qb_norm: only where the query's nearest item is a hub
-    return np.where(hub_first, normalised, cosines)
+    return normalised if refs.hub[0] else cosines  # qb_norm: only where the query's nearest item is a hub
 
 
 @dataclasses.dataclass(frozen=True)
