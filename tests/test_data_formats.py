@@ -94,6 +94,26 @@ def test_jsonl_manifest_with_modalities_and_text_to_text_pairs(tmp_path):
     assert text_only.sources() == ["dog.wav", "a cat"] and text_only.source_modality == Modality.TEXT
 
 
+def test_json_manifest_rows_and_the_asset_manifest(tmp_path):
+    wav(tmp_path / "dog.wav")
+    rows = [{"source": "dog.wav", "target": "a dog barks"}, {"source": "a cat", "target": "un chat"}, 3,
+            {"path": "gone.png", "caption": "missing"}]
+    path = tmp_path / "pairs.json"
+    path.write_text(json.dumps(rows))
+    manifest = load_manifest(path, on_error="skip")
+    assert manifest.sources() == [tmp_path / "dog.wav", "a cat"] and manifest.targets() == ["a dog barks", "un chat"]
+    assert [p.where for p in manifest.report.skipped] == ["row 2", "row 3"]
+    assets = load_manifest(Path(__file__).parents[1] / "assets" / "manifest.json")
+    entries = json.loads((Path(__file__).parents[1] / "assets" / "manifest.json").read_text())
+    assert len(assets) == len(entries) and assets.target_modality == Modality.TEXT
+    cat = next(p for p in assets if p.meta["id"] == "image/cat")
+    assert cat.source.name == "cat.jpg" and cat.target == "a photo of a tabby cat" and "asset_source" in cat.meta
+    assert all(isinstance(p.source, str) for p in assets if p.meta["id"].startswith("text/"))
+    path.write_text('{"source": "a", "target": "b"}')
+    with pytest.raises(ManifestError, match="JSON array"):
+        load_manifest(path)
+
+
 def test_manifest_bad_rows_are_listed_by_line(tmp_path):
     image(tmp_path / "ok.png")
     path = tmp_path / "pairs.csv"
@@ -128,7 +148,7 @@ def test_manifest_header_without_a_required_column_always_raises(tmp_path):
     path = write_csv(tmp_path / "pairs.csv", ["source", "caption"], [["a", "b"]])
     with pytest.raises(ManifestError, match="no \\['target'\\] column"):
         load_manifest(path, on_error="skip")
-    with pytest.raises(ValueError, match=".csv, .tsv or .jsonl"):
+    with pytest.raises(ValueError, match=".csv, .tsv, .jsonl or .json"):
         load_manifest(path.rename(tmp_path / "pairs.txt"))
 
 

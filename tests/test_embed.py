@@ -134,6 +134,15 @@ def test_modality_mismatch_and_mixed_batches(minilm):
         bind.embed(["a"], encoder=minilm, on_error="ignore")
 
 
+@pytest.mark.parametrize("on_error", ["raise", "skip"])
+def test_a_1d_array_without_sample_rate_is_ambiguous(on_error):
+    wave = np.zeros(16000, np.float32)
+    with pytest.raises(bind.AmbiguousModalityError, match="sample_rate"):
+        bind.embed(wave, on_error=on_error)
+    with pytest.raises(bind.AmbiguousModalityError, match="sample_rate"):
+        bind.embed([wave, wave], on_error=on_error)
+
+
 def test_empty_batch(minilm):
     assert bind.embed([], encoder=minilm).shape == (0, 384)
 

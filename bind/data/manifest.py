@@ -264,13 +264,57 @@ def _read_records(path: Path, rows: Rows) -> Iterator[tuple[str, dict[str, Any]]
                     rows.problem(f"line {number}", f"expected a JSON object, got {type(record).__name__}")
                     continue
                 yield f"line {number}", record
+    elif suffix == ".json":
+        try:
+            records = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ManifestError(path, [RowProblem(f"line {exc.lineno}", f"not valid JSON ({exc.msg})")]) from None
+        if not isinstance(records, list):
+            raise ManifestError(path, [RowProblem("top level", "expected a JSON array of row objects, got "
+                                                               f"{type(records).__name__}")])
+        for number, record in enumerate(records):
+            if not isinstance(record, dict):
+                rows.rows += 1
+                rows.problem(f"row {number}", f"expected a JSON object, got {type(record).__name__}")
+                continue
+            try:
+                yield f"row {number}", _asset_row(record, path.parent) if "target" not in record else record
+            except RowError as exc:
+                rows.rows += 1
+                rows.problem(f"row {number}", str(exc))
     else:
-        raise ConfigError(f"{path}: a manifest must be .csv, .tsv or .jsonl (got {suffix!r})")
+        raise ConfigError(f"{path}: a manifest must be .csv, .tsv, .jsonl or .json (got {suffix!r})")
+
+
+def _asset_row(record: dict[str, Any], base: Path) -> dict[str, Any]:
+    """A row of bind's asset manifest (``path``, ``modality``, ``caption``) as a pair: the item and its caption.
+
+    A text item's source is the text of its file; the row's own ``source`` (where the file came from) is
+    kept in meta as ``asset_source``."""
+    if "path" not in record or "caption" not in record:
+        raise RowError("a row needs 'source' and 'target' (or an asset row's 'path' and 'caption')")
+    rest = {k: v for k, v in record.items() if k not in ("path", "caption", "modality", "source")}
+    if "source" in record:
+        rest["asset_source"] = record["source"]
+    modality = _modality_arg(record.get("modality"), "modality")
+    source: Any = record["path"]
+    if modality == Modality.TEXT:
+        if not isinstance(source, str):
+            raise RowError(f"path must be a string, got {type(source).__name__}")
+        try:
+            source = check_file(base / source).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RowError(f"cannot read {source}: {exc}") from None
+    return {"source": source, "target": record["caption"],
+            "source_modality": modality.value if modality else None, **rest}
 
 
 def load_manifest(path: str | os.PathLike, *, source_modality: str | Modality | None = None,
                   target_modality: str | Modality | None = None, on_error: OnError = "raise") -> PairManifest:
-    """Pairs from a CSV/TSV (header row) or JSONL file with ``source`` and ``target`` columns/keys.
+    """Pairs from a CSV/TSV (header row), JSONL or JSON file with ``source`` and ``target`` columns/keys.
+
+    A ``.json`` file holds an array of row objects; rows of bind's asset manifest (``assets/manifest.json``:
+    ``path``, ``modality``, ``caption``) are read as the item (``source``) and its caption (``target``).
 
     Optional columns: ``split``, ``source_modality``, ``target_modality`` (per row; the arguments apply
     where a row gives none). Without a modality a value naming a media file (``.jpg``, ``.wav``, ...) is

@@ -322,7 +322,7 @@ coco_task = _karpathy_task("coco", "dataset_coco.json", lambda root: (root / "im
 
 def manifest_task(space: Space, root: Path, *, split: str | None = None, file: str | None = None,
                   templates: Sequence[str] | None = None, batch_size: int = 32) -> EvalResult:
-    """Retrieval on a generic manifest (``root`` is the CSV/TSV/JSONL file, or a folder with ``file``).
+    """Retrieval on a generic manifest (``root`` is the CSV/TSV/JSONL/JSON file, or a folder with ``file``).
 
     Sources and targets may be of any (and mixed) modalities; rows sharing an item make several candidates
     relevant to one query. With ``split`` only that split (when the manifest has a split column).

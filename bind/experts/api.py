@@ -104,6 +104,10 @@ def embed(inputs: Any, encoder: Expert | None = None, modality: str | Modality |
     else:
         checked, wanted = check_items(items, wanted, sample_rate)
         _raise_first(checked, on_error)
+        if wanted is None:  # no item told its modality: the first ambiguous one says why, even when skipping
+            first = next((x for x in checked if isinstance(x, AmbiguousModalityError)), None)
+            if first is not None:
+                raise first
         expert = resolve(encoder, wanted, device)
     assert wanted is not None
     result = run(checked, [expert], modality=wanted, batch_size=batch_size, progress=progress,
