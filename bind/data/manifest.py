@@ -102,9 +102,11 @@ class PairManifest:
         return self.pairs[index]
 
     def sources(self) -> list[Item]:
+        """Every pair's source, in order."""
         return [p.source for p in self.pairs]
 
     def targets(self) -> list[Item]:
+        """Every pair's target, in order."""
         return [p.target for p in self.pairs]
 
     def labels(self) -> list[int]:

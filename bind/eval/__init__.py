@@ -1,0 +1,2 @@
+"""Evaluation: zero-shot classification and retrieval tasks (``bind eval``), their metrics, and the MTEB
+adapter (``bind.eval.mteb``)."""

@@ -40,18 +40,22 @@ class EncoderCard:
 
     @property
     def family(self) -> str:
+        """The card name before the first dot (``clip-vit-b32-laion2b`` of ``clip-vit-b32-laion2b.image``)."""
         return self.name.split(".", 1)[0]
 
     def to_dict(self) -> dict[str, Any]:
+        """The card as JSON-ready data (``from_dict`` reads it back)."""
         data = dataclasses.asdict(self)
         data["modality"] = self.modality.value
         return data
 
     def replace(self, **changes: Any) -> "EncoderCard":
+        """A copy with some fields changed."""
         return dataclasses.replace(self, **changes)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "<dict>") -> "EncoderCard":
+        """A card from its JSON data; unknown or missing fields raise ConfigError naming ``source``."""
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - fields
         missing = {f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING
@@ -62,6 +66,7 @@ class EncoderCard:
 
     @classmethod
     def from_file(cls, path: str | Path) -> "EncoderCard":
+        """A card from a JSON file (an ``encoders/*.json`` card)."""
         path = Path(path)
         try:
             data = json.loads(path.read_text())

@@ -51,23 +51,28 @@ class Encoder(nn.Module):
 
     @property
     def modality(self) -> Modality:
+        """The modality this expert embeds (from its card)."""
         return self.card.modality
 
     @property
     def dim(self) -> int:
+        """The dimension of this expert's output (from its card)."""
         return self.card.dim
 
     @property
     def name(self) -> str:
+        """The card's registered name."""
         return self.card.name
 
     @property
     def device(self) -> torch.device:
+        """The device of the expert's parameters (CPU when it has none)."""
         param = next(iter(self.parameters()), None)
         return param.device if param is not None else torch.device("cpu")
 
     @property
     def dtype(self) -> torch.dtype:
+        """The dtype of the expert's parameters (float32 when it has none)."""
         param = next(iter(self.parameters()), None)
         return param.dtype if param is not None else torch.float32
 

@@ -108,14 +108,17 @@ class ExpertPath:
 
     @property
     def card(self) -> EncoderCard:
+        """The expert's card (looked up by name, or the inline card)."""
         return self.expert if isinstance(self.expert, EncoderCard) else get_card(self.expert)
 
     @property
     def modality(self) -> Modality:
+        """The modality of the path's expert."""
         return self.card.modality
 
     @property
     def dim(self) -> int:
+        """The path's output dimension: the adapter's output, else the expert's."""
         return adapter_dims(self.adapter)[1] if self.adapter is not None else self.card.dim
 
     def __call__(self, call: Call) -> Rows:
@@ -130,6 +133,7 @@ class ExpertPath:
         return features.replace(F.normalize(x.float(), dim=-1))
 
     def state(self, prefix: str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        """The path's config and its adapter's tensors (names under ``prefix``), for saving."""
         expert = self.expert.to_dict() if isinstance(self.expert, EncoderCard) else self.expert
         config: dict[str, Any] = {"expert" if isinstance(expert, str) else "expert_card": expert,
                                   "input_norm": self.input_norm}
@@ -140,11 +144,13 @@ class ExpertPath:
 
     @classmethod
     def from_state(cls, config: dict[str, Any], tensors: dict[str, torch.Tensor], prefix: str) -> ExpertPath:
+        """The path ``state`` saved."""
         expert = config["expert"] if "expert" in config else EncoderCard.from_dict(config["expert_card"])
         adapter = adapter_from_state(config["adapter"], tensors, f"{prefix}adapter.") if "adapter" in config else None
         return cls(expert, adapter, config["input_norm"])
 
     def describe(self) -> str:
+        """One line naming the expert and its adapter."""
         card = self.card
         name = card.name if isinstance(self.expert, str) else f"{card.name} (inline card)"
         via = f" -> {describe_adapter(self.adapter)}" if self.adapter is not None else ""

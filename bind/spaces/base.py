@@ -65,10 +65,12 @@ class Space:
     # properties -------------------------------------------------------------------------------------------
     @property
     def dim(self) -> int:
+        """The dimension of every vector this space returns."""
         raise NotImplementedError
 
     @property
     def modalities(self) -> frozenset[Modality]:
+        """The modalities this space can embed."""
         raise NotImplementedError
 
     @property

@@ -272,6 +272,7 @@ class SequentialBond(Bond):
 
     @property
     def base(self) -> Space:  # type: ignore[override]
+        """The space the outputs live in: the first step's."""
         return self.steps[0]
 
     def output(self, dim: int, modalities: frozenset[Modality], where: str) -> tuple[int, frozenset[Modality]]:
@@ -387,6 +388,7 @@ class ParallelBond(Bond):
 
     @property
     def base(self) -> Space:  # type: ignore[override]
+        """The space the outputs live in: the bonds' common base."""
         return self.bonds[0].base
 
     @property

@@ -84,10 +84,12 @@ class ProjectorConfig:
             raise ConfigError(f"{self.type} projector: dropout must be in [0, 1), got {self.dropout!r}")
 
     def to_dict(self) -> dict[str, Any]:
+        """The config as JSON-ready data, unset fields left out."""
         return {key: value for key, value in dataclasses.asdict(self).items() if value is not None}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "<dict>") -> ProjectorConfig:
+        """A config from its JSON data; a bad field raises ConfigError naming ``source``."""
         if not isinstance(data, dict):
             raise ConfigError(f"projector config {source}: expected a JSON object, got {type(data).__name__}")
         fields = {f.name for f in dataclasses.fields(cls)}
@@ -122,10 +124,12 @@ class Projector(nn.Module):
 
     @property
     def d_in(self) -> int:
+        """The input dimension (the expert's)."""
         return self.config.d_in
 
     @property
     def d_out(self) -> int:
+        """The output dimension (the anchor space's)."""
         return self.config.d_out
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:

@@ -60,11 +60,13 @@ class Router(nn.Module):
         return scores.softmax(dim=-1)
 
     def config(self) -> dict[str, Any]:
+        """The constructor arguments, for saving (``from_config`` reads them back)."""
         return {"d_in": self.d_in, "num_spaces": self.num_spaces, "expert": self.expert, "hidden": self.hidden,
                 "bottleneck": self.bottleneck}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Router:
+        """A router built from ``config`` (weights not included)."""
         return cls(config["d_in"], config["num_spaces"], expert=config.get("expert"), hidden=config["hidden"],
                    bottleneck=config["bottleneck"])
 

@@ -50,6 +50,7 @@ class InfoNCE(nn.Module):
 
     @property
     def temperature(self) -> torch.Tensor:
+        """The current (learned) temperature, detached."""
         return self.log_temperature.detach().exp()
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -113,6 +114,7 @@ class StructureLoss(nn.Module):
         self.tau, self.weight, self.warmup_steps = float(tau), float(weight), int(warmup_steps)
 
     def weight_at(self, step: int) -> float:
+        """The regulariser's weight at a training step (linear warm-up to ``weight``)."""
         if self.warmup_steps == 0:
             return self.weight
         return self.weight * min(1.0, max(step, 0) / self.warmup_steps)
