@@ -25,7 +25,7 @@ test: setup
 
 # the documentation site, built strictly (a broken link or reference fails); docs-serve: live at http://127.0.0.1:8000
 docs: setup
-	$(VENV)/bin/mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
 docs-serve: setup
-	$(VENV)/bin/mkdocs serve
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve
