@@ -53,6 +53,12 @@ def _embed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _store_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", choices=("milvus",), help="keep the index in a vector database (pip install "
+                   "'bind[store]'): IDX is then a Milvus Lite .db file or a Milvus server URI")
+    p.add_argument("--collection", default="bind", help="the database collection (default: bind)")
+
+
 def _space(name: str, device: str = "cpu"):
     from ..spaces.persist import load_space
 
@@ -67,8 +73,9 @@ def _index_build(args: argparse.Namespace) -> int:
         space = space.with_feature_cache(args.feature_cache)
     if args.devices > 1 or args.num_nodes > 1:
         return _index_build_distributed(args, space)
-    index, report = Index.build_from_folder(args.folder, space, out=args.out, backend=args.backend, wait=args.wait,
-                                            progress=not args.quiet)
+    where = {"store": args.store, "uri": args.out, "collection": args.collection} if args.store else {"out": args.out}
+    index, report = Index.build_from_folder(args.folder, space, backend=args.backend, wait=args.wait,
+                                            progress=not args.quiet, **where)
     print(f"{args.out}: {len(index)} items; this run: {report}", file=sys.stderr)
     return 0
 
@@ -94,10 +101,12 @@ def _index_build_distributed(args: argparse.Namespace, space: object) -> int:
     result = embed_corpus([e.path for e in entries], space, args.shards or f"{args.out.rstrip('/')}.shards",
                           ids=[e.relative for e in entries], metadata=[{"path": str(e.path)} for e in entries],
                           accelerator=args.accelerator, devices=args.devices, num_nodes=args.num_nodes,
-                          strategy="ddp", backend=args.backend, progress=not args.quiet)
+                          strategy="ddp", backend=args.backend, progress=not args.quiet,
+                          **({"store": args.store, "uri": args.out, "collection": args.collection} if args.store else {}))
     if result is not None:  # global rank 0
         index, report = result
-        index.save(args.out)
+        if not args.store:  # a store index is written as it streams
+            index.save(args.out)
         print(f"{args.out}: {len(index)} items; this run: {report}", file=sys.stderr)
     return 0
 
@@ -114,7 +123,13 @@ def _search(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     value, kind = given[0]
-    index = Index.load(args.index)
+    if args.store:
+        if not args.space:
+            print("bind search: error: a --store index needs --space (the space it was built with)", file=sys.stderr)
+            return 2
+        index = Index(_space(args.space), store=args.store, uri=args.index, collection=args.collection)
+    else:
+        index = Index.load(args.index)
     hits = index.search(value if kind == "text" else Path(value), k=args.k, result_modality=args.result_modality,
                         query_modality=kind, correction=args.correction, min_score=args.min_score)
     assert isinstance(hits, list)
@@ -274,8 +289,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("folder", metavar="DIR", help="folder of media files (searched recursively)")
     p.add_argument("--space", required=True, help="a saved space folder, a packaged space name (e.g. 'lite', the "
                                                   "offline default; 'demo' is the same)")
-    p.add_argument("--out", required=True, metavar="IDX", help="index folder (continued when it exists)")
+    p.add_argument("--out", required=True, metavar="IDX", help="index folder (continued when it exists); with "
+                   "--store, the database: a .db file (embedded) or a server URI such as http://host:19530")
     p.add_argument("--backend", default="auto", help="auto, exact, faiss-flat, faiss-ivf or faiss-hnsw")
+    _store_options(p)
     p.add_argument("--devices", type=int, default=1,
                    help="embed with Lightning DDP on this many devices (processes); > 1 rebuilds from scratch")
     p.add_argument("--num-nodes", type=int, default=1, help="machines taking part in the DDP run")
@@ -298,8 +315,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("search", help="search an index with a query of any modality",
                             description="Search an index built by `bind index build` with a text or a file query.")
-    p.add_argument("index", metavar="IDX", help="index folder")
+    p.add_argument("index", metavar="IDX", help="index folder; with --store, the database (.db file or server URI)")
     p.add_argument("query", nargs="?", help="a text query, e.g. \"a dog barking\"")
+    _store_options(p)
+    p.add_argument("--space", help="with --store: the space the index was built with (a folder or packaged name)")
     for kind in ("image", "audio", "video", "points"):
         p.add_argument(f"--{kind}", metavar="FILE", help=f"a {kind} file as the query")
     p.add_argument("--result-modality", action="append", metavar="M",

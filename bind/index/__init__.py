@@ -5,8 +5,12 @@
 - :mod:`bind.index.ann` — faiss flat / IVF / HNSW backends
 - :mod:`bind.index.storage` — crash-safe versioned index folders
 - :mod:`bind.index.folder` — scanning media folders, the report of a folder build
+- :mod:`bind.index.stored` — the Index kept in a vector database (``Index(space, store="milvus", uri=...)``)
+- :mod:`bind.index.milvus` — the Milvus engine under it (embedded Milvus Lite or a server)
 """
-from .core import AUTO_THRESHOLD, BACKENDS, AddResult, Entry, Hit, Index
+from .core import AUTO_THRESHOLD, BACKENDS, STORES, AddResult, Entry, Hit, Index
 from .folder import FolderReport
+from .stored import StoredIndex
 
-__all__ = ["AUTO_THRESHOLD", "BACKENDS", "AddResult", "Entry", "FolderReport", "Hit", "Index"]
+__all__ = ["AUTO_THRESHOLD", "BACKENDS", "STORES", "AddResult", "Entry", "FolderReport", "Hit", "Index",
+           "StoredIndex"]

@@ -33,8 +33,8 @@ from .ann import Ann, check_options, faiss_available, import_faiss
 from .exact import topk
 from .folder import FileEntry, FolderReport, scan
 from .scores import (
-    CandidateRefs,
     Calibration,
+    CandidateRefs,
     References,
     Scoring,
     candidates,
@@ -60,6 +60,8 @@ MANIFEST = "manifest.json"
 # ("modality" in records.jsonl), so codes never reach the disk and a new Modality cannot shift them.
 _CODES = tuple(Modality)
 _DTYPES = {"float32": torch.float32, "float16": torch.float16}
+# Database-backed Index classes by store name; bind.index.stored registers "milvus" when bind.index is imported.
+STORES: dict[str, type[Index]] = {}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,7 +166,18 @@ class Index:
     ``scoring``: the hubness correction searches apply by default (a :class:`Scoring` or a method name of
     :data:`bind.index.scores.METHODS`); ``calibration``: relevance maps per modality pair (default: the
     space's own, when it ships one for its identity). Both are saved with the index.
+
+    ``store="milvus"`` with ``uri=`` (a ``.db`` file: embedded Milvus Lite; or a server, ``http://host:19530``)
+    and ``collection=`` keeps the items in a vector database instead of this process's memory: see
+    :class:`bind.index.stored.StoredIndex`.
     """
+
+    def __new__(cls, *args: Any, store: str | None = None, **kwargs: Any) -> Index:
+        if store is not None and cls is Index:
+            if store not in STORES:
+                raise ConfigError(f"unknown index store {store!r}; expected one of {', '.join(STORES) or 'none'}")
+            return super().__new__(STORES[store])
+        return super().__new__(cls)
 
     def __init__(self, space: Space, backend: str = "auto", dtype: Any = torch.float32, *,
                  options: dict[str, Any] | None = None, scoring: Scoring | str | None = None,
@@ -382,8 +395,12 @@ class Index:
         self._metadata.extend(metadata)
         self._sources.extend(sources or [None] * count)
         self._slot.update((item_id, start + i) for i, item_id in enumerate(ids))
-        self._next_auto = max([self._next_auto] + [int(i) + 1 for i in ids if i.isascii() and i.isdigit()])
+        self._advance_auto(ids)
         self._maybe_compact()
+
+    def _advance_auto(self, ids: list[str]) -> None:
+        """Keep the next automatic id above every numeric id stored."""
+        self._next_auto = max([self._next_auto] + [int(i) + 1 for i in ids if i.isascii() and i.isdigit()])
 
     def _reserve(self, rows: int) -> None:
         capacity = len(self._vectors)
@@ -739,23 +756,26 @@ class Index:
 
     def _store_files(self, groups: dict[tuple[str, Modality], list[tuple[FileEntry, str, dict[str, Any]]]],
                      known: dict[tuple[str, Modality], torch.Tensor], stored: set[str], report: FolderReport, *,
-                     batch_size: int,
-                     chunk_size: int, progress: bool, sample_rate: int | None, desc: str, tqdm: Any) -> None:
+                     batch_size: int, chunk_size: int, progress: bool, sample_rate: int | None, desc: str,
+                     tqdm: Any) -> None:
         """Reuse ``known`` embeddings (by content hash and modality); embed the other groups of files with the
-        same content chunk by chunk, storing each chunk as it is done. ``stored``: the ids stored before."""
+        same content chunk by chunk, storing each chunk (in one write) as it is done. ``stored``: the ids
+        stored before."""
 
-        def store(tasks: list[tuple[FileEntry, str, dict[str, Any]]], vector: torch.Tensor) -> None:
-            for entry, item_id, source in tasks:
+        def store(done: list[tuple[list[tuple[FileEntry, str, dict[str, Any]]], torch.Tensor]]) -> None:
+            tasks = [(task, vector) for group, vector in done for task in group]
+            for (entry, item_id, source), _ in tasks:
                 (report.updated if item_id in stored else report.added).append(item_id)
-            self._append([t[1] for t in tasks], vector.expand(len(tasks), -1), [t[0].modality for t in tasks],
-                         [{"path": str(t[0].path)} for t in tasks], [t[2] for t in tasks])
+            if tasks:
+                self._append([t[1] for t, _ in tasks], torch.stack([v for _, v in tasks]),
+                             [t[0].modality for t, _ in tasks], [{"path": str(t[0].path)} for t, _ in tasks],
+                             [t[2] for t, _ in tasks])
 
         pending: dict[Modality, list[list[tuple[FileEntry, str, dict[str, Any]]]]] = {}
         for key, tasks in groups.items():
-            if key in known:
-                store(tasks, known[key])
-            else:
+            if key not in known:
                 pending.setdefault(tasks[0][0].modality, []).append(tasks)
+        store([(tasks, known[key]) for key, tasks in groups.items() if key in known])
         bar = tqdm(total=sum(map(len, pending.values())), desc=desc, unit="file", disable=not progress)
         try:
             for modality, task_groups in pending.items():
@@ -764,8 +784,7 @@ class Index:
                     result = self.space.embed([g[0][0].path for g in chunk], modality, batch_size=batch_size,
                                               on_error="skip", sample_rate=sample_rate)
                     assert isinstance(result, EmbedResult)
-                    for row, position in zip(result.embeddings, result.indices):
-                        store(chunk[position], row)
+                    store([(chunk[position], row) for row, position in zip(result.embeddings, result.indices)])
                     report.embedded += len(result.indices)
                     for failure in result.failures:
                         tasks = chunk[failure.index or 0]
@@ -781,14 +800,23 @@ class Index:
     @classmethod
     def build_from_folder(cls, folder: str | os.PathLike, space: Space | None = None, *, out: str | os.PathLike | None = None,
                           backend: str = "auto", dtype: Any = torch.float32, options: dict[str, Any] | None = None,
-                          wait: float = 0.0, **add_options: Any) -> tuple[Index, FolderReport]:
+                          wait: float = 0.0, store: str | None = None, uri: str | os.PathLike | None = None,
+                          collection: str = "bind", **add_options: Any) -> tuple[Index, FolderReport]:
         """Index ``folder`` with ``space``; with ``out``, continue the index saved there (incremental; its
         backend settings are kept, and ``space`` may be left out to use the saved one) and save the result
-        back. ``add_options`` go to :meth:`add_folder`. Returns the index and this run's :class:`FolderReport`.
+        back. With ``store``/``uri``/``collection`` instead, build into (or continue) a database-backed index.
+        ``add_options`` go to :meth:`add_folder`. Returns the index and this run's :class:`FolderReport`.
 
         With ``out``, the whole load-add-save holds ``out``'s writer lock: a second build into the same folder
         waits up to ``wait`` seconds, then raises IndexLockedError naming the process that holds it.
         """
+        if store is not None:
+            if out is not None or space is None:
+                raise ConfigError("a store build takes a space and no out= (the database holds the index)")
+            index = cls(space, backend, dtype, options=options, store=store, uri=uri, collection=collection)
+            report = index.add_folder(folder, **add_options)
+            index.save()
+            return index, report
         if out is None:
             return cls._build(folder, space, None, backend, dtype, options, add_options)
         with storage.writer_lock(out, wait):

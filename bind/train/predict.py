@@ -73,14 +73,64 @@ class CorpusEmbedder(L.LightningModule):
         }
 
 
+class StoreSink:
+    """Streams complete shards into a database-backed index (:class:`bind.index.stored.StoredIndex`), so no
+    merged copy of the corpus is ever held in memory.
+
+    With a server every rank inserts its own shards as it writes them; an embedded store (one process only)
+    is written by global rank 0 alone, which inserts every rank's complete shards as it finds them. A shard
+    inserted gets a ``.stored`` marker; a resumed run inserts only the shards without one. Inserts are
+    upserts by id, so a shard inserted twice (a crash before its marker) changes nothing.
+    """
+
+    def __init__(self, space: Space, folder: Path, fingerprint: str, store: str, uri: str, collection: str) -> None:
+        from ..index.milvus import is_embedded
+
+        self.space, self.folder, self.fingerprint = space, folder, fingerprint
+        self.where = {"store": store, "uri": uri, "collection": collection}
+        self.embedded = is_embedded(uri)
+        self._index: Index | None = None
+        self._seen: set[Path] = set()
+
+    @property
+    def index(self) -> Index:
+        if self._index is None:  # opened in the rank that writes, on first use
+            self._index = Index(self.space, **self.where)
+        return self._index
+
+    def shard_written(self, rank: int, path: Path) -> None:
+        """Called by a rank after it wrote the shard ``path``."""
+        if not self.embedded:
+            self._insert(path)
+        elif rank == 0:
+            self.drain()
+
+    def drain(self) -> None:
+        """Insert every complete shard without a marker."""
+        for path in sorted(self.folder.glob("shard-*.json")):
+            if path not in self._seen and not path.with_suffix(".stored").exists():
+                self._insert(path)
+            self._seen.add(path)
+
+    def _insert(self, path: Path) -> None:
+        shard = json.loads(path.read_text(encoding="utf-8"))
+        if shard.get("fingerprint") != self.fingerprint:
+            raise ConfigError(f"{path} belongs to another corpus; the folder {self.folder} is mixed up")
+        vectors = safetensors.torch.load_file(str(path.with_suffix(".safetensors")))["vectors"]
+        self.index._append(shard["ids"], vectors, [Modality.parse(m) for m in shard["modalities"]], shard["metadata"])
+        with atomic_path(path.with_suffix(".stored")) as tmp:
+            tmp.write_text("", encoding="utf-8")
+
+
 class ShardWriter(BasePredictionWriter):
-    """Writes each predicted batch as one shard under ``folder`` (atomically, JSON last), as it goes."""
+    """Writes each predicted batch as one shard under ``folder`` (atomically, JSON last), as it goes, and hands
+    it to ``sink`` when the index lives in a database."""
 
     def __init__(self, folder: str | os.PathLike, fingerprint: str, ids: Sequence[str],
-                 metadata: Sequence[dict[str, Any]]) -> None:
+                 metadata: Sequence[dict[str, Any]], sink: StoreSink | None = None) -> None:
         super().__init__(write_interval="batch")
         self.folder, self.fingerprint = Path(folder), fingerprint
-        self.ids, self.metadata = ids, metadata
+        self.ids, self.metadata, self.sink = ids, metadata, sink
 
     def write_on_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, prediction: dict[str, Any],
                            batch_indices: Sequence[int] | None, batch: list[int], batch_idx: int,
@@ -96,6 +146,8 @@ class ShardWriter(BasePredictionWriter):
                   "metadata": [self.metadata[p] for p in positions], "failures": prediction["failures"]}
         with atomic_path(stem.with_suffix(".json")) as tmp:
             tmp.write_text(json.dumps(record), encoding="utf-8")
+        if self.sink is not None:
+            self.sink.shard_written(trainer.global_rank, stem.with_suffix(".json"))
 
     def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         trainer.strategy.barrier("bind-shards-written")  # every rank's shards are on disk before the merge
@@ -110,7 +162,8 @@ def embed_corpus(items: Any, space: Space | str | os.PathLike, out_dir: str | os
                  metadata: Sequence[dict[str, Any]] | None = None, batch_size: int = 32,
                  items_per_step: int | None = None, accelerator: str = "cpu", devices: int | str = 1,
                  num_nodes: int = 1, strategy: str = "auto", backend: str = "auto", dtype: Any = torch.float32,
-                 sample_rate: int | None = None, progress: bool = False) -> tuple[Index, FolderReport] | None:
+                 sample_rate: int | None = None, progress: bool = False, store: str | None = None,
+                 uri: str | None = None, collection: str = "bind") -> tuple[Index, FolderReport] | None:
     """Embed ``items`` with ``space`` on Lightning's predict loop, writing shards to ``out_dir``; merge them.
 
     ``space``: a Space, a saved space folder or a packaged space name (each rank loads it). ``ids``: one per
@@ -119,6 +172,8 @@ def embed_corpus(items: Any, space: Space | str | os.PathLike, out_dir: str | os
     ``strategy``: Lightning's Trainer arguments (e.g. ``devices=2, strategy="ddp"``). Bad items are skipped
     and reported. Returns, on global rank 0, the merged index (``backend``/``dtype`` as for
     :class:`~bind.index.Index`) and a report (``added``, ``embedded``, ``failures``); ``None`` on other ranks.
+    With ``store``/``uri``/``collection`` the shards stream into that database-backed index instead
+    (:class:`StoreSink`), which rank 0 returns.
     """
     items = as_items(items)[0]
     space_obj = space if isinstance(space, Space) else load_space(space)
@@ -138,15 +193,20 @@ def embed_corpus(items: Any, space: Space | str | os.PathLike, out_dir: str | os
     done = {p for shard in _read_shards(folder, fingerprint) for p in shard["batch"]}
     todo = [p for p in range(len(items)) if p not in done]
     step = items_per_step or 4 * batch_size
+    sink = StoreSink(space_obj, folder, fingerprint, store, str(uri), collection) if store is not None else None
     trainer = L.Trainer(accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy,
                         logger=False, enable_checkpointing=False, enable_model_summary=False,
-                        enable_progress_bar=progress, callbacks=[ShardWriter(folder, fingerprint, ids, metas)])
+                        enable_progress_bar=progress, callbacks=[ShardWriter(folder, fingerprint, ids, metas, sink)])
     if todo:
         loader = DataLoader(todo, batch_size=step, shuffle=False, collate_fn=_as_list)
         module = CorpusEmbedder(space_obj, items, wanted, batch_size=batch_size, sample_rate=sample_rate)
         trainer.predict(module, dataloaders=loader, return_predictions=False)
     if not trainer.is_global_zero:
         return None
+    if sink is not None:
+        sink.drain()  # after the barrier: every rank's shards are complete
+        sink.index.save()
+        return sink.index, _report(folder, fingerprint)[1]
     return merge_shards(folder, space_obj, backend=backend, dtype=dtype)
 
 
@@ -164,26 +224,37 @@ def merge_shards(folder: str | os.PathLike, space: Space | str | os.PathLike, *,
     if space.identity != corpus["space_identity"]:
         raise ConfigError(f"the shards under {folder} were embedded with space {corpus['space_identity'][:16]}..., "
                           f"not with this space ({space.identity[:16]}...)")
+    order, report = _report(folder, corpus["fingerprint"])
     rows: dict[int, tuple[str, str, dict[str, Any], torch.Tensor]] = {}
-    failures: dict[int, InputError] = {}
     for shard in _read_shards(folder, corpus["fingerprint"]):
         vectors = safetensors.torch.load_file(str(shard["path"].with_suffix(".safetensors")))["vectors"]
         for row, position in enumerate(shard["positions"]):
             rows.setdefault(position, (shard["ids"][row], shard["modalities"][row], shard["metadata"][row], vectors[row]))
-        for failure in shard["failures"]:
-            failures.setdefault(failure["position"], InputError(failure["item"], failure["reason"], failure["position"]))
-    missing = corpus["count"] - len(rows) - len(failures.keys() - rows.keys())
-    if missing:
-        raise ConfigError(f"the shards under {folder} cover {corpus['count'] - missing} of {corpus['count']} items; "
-                          "run embed_corpus again on this folder to embed the rest")
-    order = sorted(rows)
     index = Index(space, backend, dtype)
     if order:
         index.add_vectors(torch.stack([rows[p][3] for p in order]), [rows[p][0] for p in order],
                           [rows[p][1] for p in order], [rows[p][2] for p in order])
-    report = FolderReport(added=[rows[p][0] for p in order], embedded=len(order),
-                          failures=[failures[p] for p in sorted(failures) if p not in rows])
     return index, report
+
+
+def _report(folder: Path, fingerprint: str) -> tuple[list[int], FolderReport]:
+    """The positions embedded (in order) and the report of the corpus's shards: ``added`` ids in order,
+    ``failures`` naming each bad item. ConfigError when the shards do not cover the corpus."""
+    ids: dict[int, str] = {}
+    failures: dict[int, InputError] = {}
+    for shard in _read_shards(folder, fingerprint):
+        for row, position in enumerate(shard["positions"]):
+            ids.setdefault(position, shard["ids"][row])
+        for failure in shard["failures"]:
+            failures.setdefault(failure["position"], InputError(failure["item"], failure["reason"], failure["position"]))
+    count = json.loads((folder / CORPUS_FILE).read_text(encoding="utf-8"))["count"]
+    missing = count - len(ids) - len(failures.keys() - ids.keys())
+    if missing:
+        raise ConfigError(f"the shards under {folder} cover {count - missing} of {count} items; "
+                          "run embed_corpus again on this folder to embed the rest")
+    order = sorted(ids)
+    return order, FolderReport(added=[ids[p] for p in order], embedded=len(order),
+                               failures=[failures[p] for p in sorted(failures) if p not in ids])
 
 
 # --- the shard folder ----------------------------------------------------------------------------------------
