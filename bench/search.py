@@ -25,11 +25,13 @@ only fixes the dimension and identity.
     python bench/search.py                                  # 10k, 100k, 1M x 384, 512; ANN at 1M
     python bench/search.py --sizes 10000,100000 --ann-size 100000 --hnsw
     python bench/search.py --sizes "" --ann-size 0 --real 200000 --hnsw      # real MiniLM embeddings
+    python bench/search.py --sizes "" --ann-size 0 --real 200000 --nprobe "" --store   # the Milvus store vs faiss flat
 """
 from __future__ import annotations
 
 import argparse
 import gc
+import glob
 import json
 import os
 import statistics
@@ -58,6 +60,21 @@ def status_mib(field: str) -> float:
             if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def children_mib() -> float:
+    """Resident memory of this process's children (the Milvus Lite server), from /proc."""
+    total = 0.0
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(stat) as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            if int(fields[1]) == os.getpid():  # ppid
+                with open(stat.replace("/stat", "/status")) as handle:
+                    total += next(int(line.split()[1]) for line in handle if line.startswith("VmRSS:")) / 1024
+        except (OSError, StopIteration, ValueError):
+            continue
+    return total
 
 
 def peak_extra_mib(fn: Callable[[], Any]) -> float:
@@ -281,8 +298,49 @@ def ann_part(args: argparse.Namespace, results: list[dict[str, Any]]) -> None:
                       flush=True)
             del index
             gc.collect()
+        if args.store:
+            store_rows(data, n, dim, space, x, queries, singles, truth, exact_ms, results)
         del x
         gc.collect()
+
+
+def store_rows(data: str, n: int, dim: int, space: AnchorSpace, x: np.ndarray, queries: np.ndarray,
+               singles: list[np.ndarray], truth: list[list[Any]], exact_ms: float, results: list[dict[str, Any]]) -> None:
+    """The Milvus store (embedded Milvus Lite) next to faiss flat on the same vectors: insert time, memory of
+    this process and of the Milvus server, latency of single queries, throughput of a batch, recall@10."""
+    import tempfile
+
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        before, server_before = status_mib("VmRSS"), children_mib()
+        start = time.perf_counter()
+        stored = Index(space, store="milvus", uri=os.path.join(folder, "bench.db"))
+        for first in range(0, n, ADD_CHUNK // 10):
+            part = x[first : first + ADD_CHUNK // 10]
+            stored.add_vectors(part, [str(first + i) for i in range(len(part))], "text")
+        build = time.perf_counter() - start
+        memory = (status_mib("VmRSS") - before, children_mib() - server_before)
+        flat = Index(space, backend="faiss-flat")
+        fill(flat, x)
+        flat.search_vectors(queries[:1], K)
+        for name, index, extra in (("milvus-lite (FLAT)", stored, memory), ("faiss-flat", flat, None)):
+            index.search_vectors(queries[:1], K)
+            start = time.perf_counter()
+            got = [index.search_vectors(q, K)[0] for q in singles]
+            ms = 1000 * (time.perf_counter() - start) / len(singles)
+            start = time.perf_counter()
+            index.search_vectors(queries, K)
+            qps = len(queries) / (time.perf_counter() - start)
+            row = {"data": data, "n": n, "dim": dim, "backend": name, "recall_at_10": recall(got, truth),
+                   "ms_per_query": ms, "queries_per_s_batched": qps, "exact_ms_per_query": exact_ms,
+                   "speedup": exact_ms / ms, "build_s": build if index is stored else None}
+            rows.append(row)
+            resident = f", +{extra[0]:.0f} MiB here, server {extra[1]:.0f} MiB" if extra else ""
+            built = f"; inserted in {build:.0f} s ({n / build:.0f} rows/s)" if index is stored else ""
+            print(f"   {name}: recall@{K} {row['recall_at_10']:.3f}  {ms:7.2f} ms/query  {exact_ms / ms:6.1f}x exact  "
+                  f"{qps:7.0f} queries/s batched{built}{resident}", flush=True)
+        stored.close()
+    results.extend(rows)
 
 
 def main() -> None:
@@ -297,6 +355,8 @@ def main() -> None:
     parser.add_argument("--clusters", type=int, default=2000)
     parser.add_argument("--nprobe", type=ints, default=[4, 8, 16, 32, 64, 128])
     parser.add_argument("--hnsw", action="store_true", help="also HNSW (slow to build on few cores)")
+    parser.add_argument("--store", action="store_true",
+                        help="also the Milvus store (embedded Milvus Lite) next to faiss flat (bind[store])")
     parser.add_argument("--real", type=int, default=0, help="also N real MiniLM embeddings (e.g. 200000)")
     parser.add_argument("--feature-cache", default=os.path.expanduser("~/.cache/bind/features"),
                         help="where the real embeddings are cached")

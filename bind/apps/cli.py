@@ -98,6 +98,10 @@ def _index_build_distributed(args: argparse.Namespace, space: object) -> int:
     entries, _, unreadable = scan(Path(args.folder), None, recursive=True, exclude=[Path(args.out)])
     for failure in unreadable:
         print(f"skipped {failure.item}: {failure.reason}", file=sys.stderr)
+    if args.store and not args.shards and "://" in args.out:
+        print("bind index build: error: a DDP build into a server needs --shards DIR (a folder every rank can "
+              "write)", file=sys.stderr)
+        return 2
     result = embed_corpus([e.path for e in entries], space, args.shards or f"{args.out.rstrip('/')}.shards",
                           ids=[e.relative for e in entries], metadata=[{"path": str(e.path)} for e in entries],
                           accelerator=args.accelerator, devices=args.devices, num_nodes=args.num_nodes,

@@ -31,7 +31,7 @@ ID_BYTES = 65535
 GET_CHUNK = 1000  # ids per get/delete call (keeps expressions short)
 INSERT_CHUNK = 2000
 # The vector index a new collection gets: exact FLAT in Milvus Lite (whose AUTOINDEX fails to read vectors
-# back from an empty collection), the server's AUTOINDEX (HNSW) on a server.
+# back from an empty collection), the server's AUTOINDEX on a server.
 EMBEDDED_INDEX = {"index_type": "FLAT", "params": {}}
 SERVER_INDEX = {"index_type": "AUTOINDEX", "params": {}}
 SEARCH_LIMIT = 16384  # Milvus's largest top-k
