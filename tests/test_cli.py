@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -73,3 +75,11 @@ def test_help_on_every_command(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
     assert exit_info.value.code == 0 and "usage: bind" in capsys.readouterr().out
+
+
+def test_python_dash_m_bind_runs_the_command_line() -> None:
+    """``python -m bind`` reaches the CLI where bash's own ``bind`` builtin shadows the command."""
+    done = subprocess.run([sys.executable, "-m", "bind", "encoders", "--modality", "text", "--json"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "minilm-l6.text" in {row["name"] for row in json.loads(done.stdout)}
