@@ -892,7 +892,7 @@ def sound_clips(tree: Path, origin: str) -> list[dict[str, object]]:
 def write_sounds(clips: list[dict[str, object]], out: Path, min_seconds: float, max_seconds: float,
                  seed: int) -> dict[str, object]:
     """Check, split (by label) and write the clips; the stats."""
-    from bind.io.audio import load_audio
+    from bind.io.audio import load_clip
 
     skipped, kept, seen = [], [], set()
     for clip in clips:
@@ -902,14 +902,11 @@ def write_sounds(clips: list[dict[str, object]], out: Path, min_seconds: float, 
             skipped.append(f"{clip['package_path']}: the same file as an earlier clip")
             continue
         try:
-            wave = load_audio(file)
+            wave = load_clip(file, min_seconds, max_seconds)
         except InputError as error:
             skipped.append(f"{clip['package_path']}: {error.reason}")
             continue
         seconds = wave.samples.shape[1] / wave.sample_rate
-        if not min_seconds <= seconds <= max_seconds:
-            skipped.append(f"{clip['package_path']}: {seconds:.2f} s is outside [{min_seconds:g}, {max_seconds:g}] s")
-            continue
         seen.add(digest)
         kept.append({**clip, "seconds": round(seconds, 3)})
     if not kept:

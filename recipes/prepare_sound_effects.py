@@ -39,7 +39,7 @@ from prepare_real_meshes import package_file, unpack
 
 from bind.errors import InputError
 from bind.io.atomic import atomic_dir, atomic_path
-from bind.io.audio import load_audio
+from bind.io.audio import load_clip
 
 COLUMNS = ("source", "target", "split", "source_modality", "target_modality", "label", "package",
            "package_path", "licence")
@@ -268,15 +268,11 @@ def prepare(packages: Path, out: Path, min_seconds: float, max_seconds: float,
                         continue
                     seen[digest] = f"{package}:{path}"
                     try:
-                        wave = load_audio(source)
+                        wave = load_clip(source, min_seconds, max_seconds)
                     except InputError as error:
                         skipped.append(f"{package}:{path}: {error.reason}")
                         continue
                     seconds = wave.samples.shape[1] / wave.sample_rate
-                    if not min_seconds <= seconds <= max_seconds:
-                        skipped.append(f"{package}:{path}: {seconds:.2f} s is outside "
-                                       f"[{min_seconds:g}, {max_seconds:g}] s")
-                        continue
                     name = clip_name(label, package, path, COPY.get(source.suffix.lower(), ".flac"))
                     if (clips / name).exists():  # the same file name in another folder of the package
                         name = clip_name(label, package, f"{Path(path).stem}-{digest[:8]}{Path(path).suffix}",

@@ -259,6 +259,16 @@ def read_long_windows(item: Any, sample_rate: int, seconds: float, max_windows: 
     return stacked
 
 
+def load_clip(path: Any, min_seconds: float, max_seconds: float) -> Waveform:
+    """:func:`load_audio` for data preparation: also an InputError when the clip does not last between
+    ``min_seconds`` and ``max_seconds``."""
+    wave = load_audio(path)
+    seconds = wave.samples.shape[1] / wave.sample_rate
+    if not min_seconds <= seconds <= max_seconds:
+        raise InputError(path, f"{seconds:.2f} s is outside [{min_seconds:g}, {max_seconds:g}] s")
+    return wave
+
+
 def check_duration(item: Any, samples: np.ndarray, sample_rate: int, min_seconds: float) -> np.ndarray:
     """``samples`` when the clip lasts at least ``min_seconds``, else an InputError naming ``item``.
 
