@@ -14,12 +14,13 @@ import numpy as np
 import pytest
 
 import bind
+from bind.assets import assets_dir
 from bind.errors import ConfigError, IndexLockedError
 from bind.index import Index
 from bind.io import versions
 
 pytest.importorskip("milvus_lite")
-ASSETS = Path(bind.__file__).parent.parent / "assets"
+ASSETS = assets_dir()
 QUERIES = ["a cat", "a dog barking", "a car", "music"]
 
 
@@ -184,7 +185,7 @@ def test_a_build_killed_midway_reopens_and_resumes(tmp_path: Path) -> None:
     uri = tmp_path / "killed.db"
     script = tmp_path / "build.py"
     script.write_text(BUILD, encoding="utf-8")
-    env = {**os.environ, "PYTHONPATH": str(Path(bind.__file__).parent.parent)}
+    env = dict(os.environ)  # the bind under test, installed or on PYTHONPATH
     child = subprocess.Popen([sys.executable, str(script), str(folder), str(uri)], stdout=subprocess.PIPE,
                              text=True, env=env, start_new_session=True)
     stored = 0
