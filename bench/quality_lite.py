@@ -14,8 +14,19 @@ Spaces compared (all are ``load_space("lite")`` with other bond weights, no re-t
   chance (the exact expected R@k of a uniformly random ranking).
 
 Data:
-- clip art: the 403 test pairs of ``data/openclipart/pairs.csv`` (split ``test``; the adapter never saw them);
-  each image has one unique caption. Skipped with a message when the manifest is missing.
+- clip art: the val (401) and test (403) pairs of ``data/openclipart/pairs.csv`` (the adapter trained on its
+  train split; val chose its checkpoint and lite's image lam); each image has one unique caption.
+- photos: ``data/photos/pairs.csv`` (``recipes/prepare_photos.py``: 699 captioned real photos, GCompris and
+  IFCT 2017; split by object): val (343; lite's image lam and label names were chosen on it with clip-art
+  val, ``bench/photo_bridge.py``) and test (356, chose nothing). Next to lite's variants, issue 13's
+  ``standard label bridge``: ``bind.spaces.presets.bridge_space()`` (top-10 ImageNet probabilities x MiniLM
+  embeddings of "a photo of a {first lemma}.", images on white, text through MiniLM alone).
+- photos in other languages: ``pairs_{de,es,fr}.csv`` next to the photo manifest (95 photos with translated
+  captions): per split, a caption ranks that split's translated photos; MiniLM alone against lite's text.
+- everyday sounds: ``data/everyday_sounds/pairs.csv`` (``recipes/prepare_photos.py --sounds-out``: 76 labelled
+  GCompris sounds, val/test split by label), through lite's only audio path (BirdNET's label bridge), next to
+  chance; lite has no aisfx path.
+- Missing manifests are skipped with a message.
 - real 3D models: ``data/real_meshes/pairs.csv`` (``recipes/prepare_real_meshes.py``: 87 models people made,
   70 labels, from Debian/PyPI packages; no training step saw them). Scored by class: a model ranks the
   distinct captions, a caption ranks the models (a hit is any model of its label). Skipped when missing.
@@ -29,6 +40,7 @@ Data:
   for every ordered pair with a concept in common; a handful of queries each, next to chance.
 
     python bench/quality_lite.py [--space lite] [--clipart data/openclipart/pairs.csv]
+        [--photos data/photos/pairs.csv] [--sounds data/everyday_sounds/pairs.csv]
         [--real-meshes data/real_meshes/pairs.csv]
 """
 from __future__ import annotations
@@ -51,6 +63,7 @@ from bind.eval.metrics import ranks_of_targets
 from bind.experts.modality import Modality
 from bind.spaces import Space, load_space
 from bind.spaces.fusion import SoundTrackFusion
+from bind.spaces.presets import bridge_space
 
 ROOT = Path(__file__).resolve().parent.parent
 VISUAL = (Modality.IMAGE, Modality.VIDEO, Modality.POINTS)
@@ -72,21 +85,71 @@ def variants(space: Space, modality: Modality = Modality.IMAGE) -> dict[str, Spa
     return {**out, "lite (shipped)": space}
 
 
-def manifest_rows(spaces: dict[str, Space], manifest: Path, modality: Modality, data: str) -> list[list[str]]:
-    """X <-> text on the test split of a pair manifest (columns source, target, split), scored by class:
-    an item ranks the distinct captions, a hit is its own; a caption ranks the items, a hit is any item of it."""
+def manifest_rows(spaces: dict[str, Space], manifest: Path, modality: Modality, data: str,
+                  split: str = "test") -> list[list[str]]:
+    """X <-> text on one split of a pair manifest (columns source, target, split), scored by class:
+    an item ranks the distinct captions, a hit is its own; a caption ranks the items, a hit is any item of it.
+    Each space embeds the captions through its own text path."""
     with manifest.open(encoding="utf-8") as handle:
-        pairs = [(manifest.parent / r["source"], r["target"]) for r in csv.DictReader(handle) if r["split"] == "test"]
+        pairs = [(manifest.parent / r["source"], r["target"]) for r in csv.DictReader(handle) if r["split"] == split]
     captions = sorted({caption for _, caption in pairs})
-    text = spaces["lite (shipped)"].embed(captions, "text")
     to_text = [[captions.index(caption)] for _, caption in pairs]
     to_items = [[i for i, (_, other) in enumerate(pairs) if other == caption] for caption in captions]
     rows = []
     for name, space in spaces.items():
+        text = space.embed(captions, "text")
         items = space.embed([item for item, _ in pairs], modality)
-        rows.append([f"{data} ({len(pairs)} {modality.value} vs {len(captions)} captions)", name,
+        rows.append([f"{data}, {split} split ({len(pairs)} {modality.value} vs {len(captions)} captions)", name,
                      *fmt(recall(Space.similarity(items, text), to_text)),
                      *fmt(recall(Space.similarity(text, items), to_items))])
+    return rows
+
+
+def sound_rows(space: Space, manifest: Path, split: str) -> list[list[str]]:
+    """Sound -> caption and caption -> sound on one split of a labelled sound manifest, next to chance; only
+    the shipped audio path (BirdNET's label bridge: lite has no aisfx path and no other audio route)."""
+    with manifest.open(encoding="utf-8") as handle:
+        pairs = [(manifest.parent / r["source"], r["target"]) for r in csv.DictReader(handle) if r["split"] == split]
+    captions = sorted({caption for _, caption in pairs})
+    to_text = [[captions.index(caption)] for _, caption in pairs]
+    to_items = [[i for i, (_, other) in enumerate(pairs) if other == caption] for caption in captions]
+    data = f"everyday sounds, {split} split ({len(pairs)} audio vs {len(captions)} captions)"
+    random = [chance(len(captions), to_text, 1), chance(len(captions), to_text, 5),
+              chance(len(pairs), to_items, 1), chance(len(pairs), to_items, 5)]
+    rows = [[data, "chance (random ranking)", *(f"{value:.3f}" for value in random)]]
+    if Modality.AUDIO not in space.modalities:
+        return rows
+    result = space.embed([item for item, _ in pairs], Modality.AUDIO, on_error="skip")
+    if result.failures:  # type: ignore[union-attr]
+        print(f"everyday sound rows skipped: {result.failures[0]}\n")  # type: ignore[union-attr]
+        return []
+    vectors = result.embeddings  # type: ignore[union-attr]
+    text = space.embed(captions, "text")
+    return rows + [[data, "lite (shipped: BirdNET label bridge)", *fmt(recall(Space.similarity(vectors, text), to_text)),
+                    *fmt(recall(Space.similarity(text, vectors), to_items))]]
+
+
+def photo_language_rows(space: Space, photos: Path) -> list[list[str]]:
+    """Caption -> photo R@1 per caption language (``pairs_{de,es,fr}.csv`` next to ``photos``: the photos with
+    translated captions), per split; the photos of a split with translations rank among themselves."""
+    by_lang = {}
+    for lang in LANGS[1:]:
+        with (photos.parent / f"pairs_{lang}.csv").open(encoding="utf-8") as handle:
+            by_lang[lang] = {r["source"]: r for r in csv.DictReader(handle)}
+    with photos.open(encoding="utf-8") as handle:
+        english = {r["source"]: r for r in csv.DictReader(handle) if all(r["source"] in m for m in by_lang.values())}
+    rows = []
+    for split in ("val", "test"):
+        sources = sorted(s for s, r in english.items() if r["split"] == split)
+        targets = [[i] for i in range(len(sources))]
+        for name, which in (("minilm alone (text lam 0)", space.with_weights(text=0.0)), ("lite (shipped)", space)):
+            images = which.embed([photos.parent / s for s in sources], "image")
+            cells = []
+            for lang in LANGS:
+                captions = [(english if lang == "en" else by_lang[lang])[s]["target"] for s in sources]
+                cells.append(recall(Space.similarity(which.embed(captions, "text"), images), targets)[0])
+            rows.append([f"photos, {split} split: caption -> {len(sources)} photos", name,
+                         *(f"{c:.3f}" for c in cells), f"{sum(cells[1:]) / 3:.3f}"])
     return rows
 
 
@@ -199,6 +262,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--space", default="lite", help="a packaged space name or a space folder")
     parser.add_argument("--clipart", type=Path, default=ROOT / "data" / "openclipart" / "pairs.csv")
+    parser.add_argument("--photos", type=Path, default=ROOT / "data" / "photos" / "pairs.csv")
+    parser.add_argument("--sounds", type=Path, default=ROOT / "data" / "everyday_sounds" / "pairs.csv")
     parser.add_argument("--real-meshes", type=Path, default=ROOT / "data" / "real_meshes" / "pairs.csv")
     parser.add_argument("--captions", type=Path, default=ROOT / "recipes" / "data" / "multilingual_captions.jsonl")
     args = parser.parse_args()
@@ -209,13 +274,23 @@ def main() -> None:
           f"{', '.join(sorted(m.value for m in space.modalities))}\n")
 
     rows: list[list[str]] = []
-    held_out = ((args.clipart, Modality.IMAGE, "clip art test split", "prepare_openclipart"),
-                (args.real_meshes, Modality.POINTS, "real 3D models", "prepare_real_meshes"))
-    for manifest, modality, data, script in held_out:
-        if manifest.is_file():
-            rows += manifest_rows(variants(space, modality), manifest, modality, data)
-        else:
+    held_out = ((args.clipart, Modality.IMAGE, "clip art", "prepare_openclipart", ("val", "test")),
+                (args.photos, Modality.IMAGE, "photos", "prepare_photos", ("val", "test")),
+                (args.real_meshes, Modality.POINTS, "real 3D models", "prepare_real_meshes", ("test",)))
+    for manifest, modality, data, script, splits in held_out:
+        if not manifest.is_file():
             print(f"{data} rows skipped: {manifest} is missing (build it with recipes/{script}.py)\n")
+            continue
+        spaces = variants(space, modality)
+        if data == "photos":  # issue 13's reference: the label bridge computed the standard way, MiniLM text
+            spaces = {"standard label bridge (MiniLM text alone)": bridge_space(), **spaces}
+        for split in splits:
+            rows += manifest_rows(spaces, manifest, modality, data, split)
+    if args.sounds.is_file():
+        for split in ("val", "test"):
+            rows += sound_rows(space, args.sounds, split)
+    else:
+        print(f"everyday sound rows skipped: {args.sounds} is missing (recipes/prepare_photos.py --sounds-out)\n")
     for modality in VISUAL:
         rows += asset_rows(space, entries, modality)
     rows += audio_rows(space, entries)
@@ -225,6 +300,10 @@ def main() -> None:
     print("\nTable 2: caption -> image R@1 by caption language (images through the shipped image path)")
     print(table(["data", "space", *(f"{lang}->image R@1" for lang in LANGS)],
                 multilingual_rows(space, entries, args.captions)))
+    if all((args.photos.parent / f"pairs_{lang}.csv").is_file() for lang in LANGS[1:]):
+        print("\nTable 2b: caption -> photo R@1 by caption language (photos with de/es/fr captions)")
+        print(table(["data", "space", *(f"{lang}->photo R@1" for lang in LANGS), "mean de/es/fr"],
+                    photo_language_rows(space, args.photos)))
     print("\nTable 3: any-to-any among the other modalities (asset items; a hit shares the query's concept)")
     print(table(["data", "space", "R@1", "R@5"], cross_modal_rows(space, entries)))
     print(f"\n({time.perf_counter() - start:.0f} s)")

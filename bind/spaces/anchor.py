@@ -100,10 +100,17 @@ class ExpertPath:
 
     @classmethod
     def label_bridge(cls, classifier: str, text_expert: str, template: str | Sequence[str] = "a photo of a {}.",
-                     top_k: int = 10) -> ExpertPath:
+                     top_k: int = 10, labels: Sequence[str] | None = None) -> ExpertPath:
         """A zero-training path: the classifier's top-k class probabilities weight the ``text_expert``
-        embeddings of its class names (ConSE); e.g. ``("efficientnet-lite0.imagenet-logits", "minilm-l6.text")``."""
-        bridge = LabelBridge.for_classifier(get_card(classifier), text_expert, template=template, top_k=top_k)
+        embeddings of its class names (ConSE); e.g. ``("efficientnet-lite0.imagenet-logits", "minilm-l6.text")``.
+        ``labels``: class names to embed instead of the card's own (one per output, in order)."""
+        card = get_card(classifier)
+        if labels is None:
+            bridge = LabelBridge.for_classifier(card, text_expert, template=template, top_k=top_k)
+        elif len(labels) != card.dim:
+            raise ConfigError(f"{card.name!r}: {len(labels)} labels given for {card.dim} outputs")
+        else:
+            bridge = LabelBridge.from_labels(labels, text_expert, template=template, top_k=top_k)
         return cls(classifier, bridge, "none")
 
     @property

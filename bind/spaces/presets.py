@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+from ..experts.backends.packaged import class_labels
 from ..experts.modality import Modality
 from ..experts.registry import get_card
 from .anchor import AnchorSpace, ExpertPath
@@ -14,10 +15,13 @@ TEXT = "minilm-l6.text"
 WRAPPERS = {Modality.VIDEO: "video-efficientnet-lite0.video", Modality.POINTS: "pointviews-efficientnet-lite0.points"}
 
 
-def bridge_space(classifier: str = CLASSIFIER) -> AnchorSpace:
+def bridge_space(classifier: str = CLASSIFIER, all_lemmas: bool = False) -> AnchorSpace:
     """The zero-training space: MiniLM text; image, video and 3D through the ImageNet label bridge (ConSE) of
-    ``classifier`` (an ImageNet logits card: EfficientNet-Lite0 by default, or Lite2)."""
-    image = ExpertPath.label_bridge(classifier, TEXT)
+    ``classifier`` (an ImageNet logits card: EfficientNet-Lite0 by default, or Lite2). Class names: the first
+    lemma of each ImageNet class ("a photo of a tabby."), or with ``all_lemmas`` all of them ("a photo of a
+    tabby, tabby cat.", what lite uses: ``bench/photo_bridge.py``)."""
+    labels = class_labels("imagenet-1k", all_lemmas=True) if all_lemmas else None
+    image = ExpertPath.label_bridge(classifier, TEXT, labels=labels)
     classifier_dim = get_card(classifier).dim
     paths: dict[Modality, ExpertPath | str] = {Modality.TEXT: TEXT, Modality.IMAGE: image}
     for modality, name in WRAPPERS.items():

@@ -16,14 +16,16 @@ from .locate import package_installed, packaged_path
 
 
 @functools.lru_cache(maxsize=4)
-def class_labels(name: str) -> tuple[str, ...]:
-    """Human-readable class names of a label set (first synonym of each ImageNet-1k class)."""
+def class_labels(name: str, all_lemmas: bool = False) -> tuple[str, ...]:
+    """Human-readable class names of a label set: the first synonym of each ImageNet-1k class ("tabby"), or
+    with ``all_lemmas`` all of them as WordNet lists them ("tabby, tabby cat")."""
     if name != "imagenet-1k":
         raise ConfigError(f"unknown label set {name!r}")
     from timm.data import ImageNetInfo
 
     info = ImageNetInfo()
-    return tuple(info.index_to_description(i).split(",")[0].strip() for i in range(info.num_classes()))
+    names = (info.index_to_description(i) for i in range(info.num_classes()))
+    return tuple(names) if all_lemmas else tuple(name.split(",")[0].strip() for name in names)
 
 
 HEADS = ("features", "logits")
