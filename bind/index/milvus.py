@@ -72,7 +72,8 @@ def _import_pymilvus() -> Any:
             if hasattr(pymilvus, "MilvusClient"):
                 import milvus_lite  # noqa: F401  (embedded mode)
     except ImportError as exc:
-        raise ConfigError(f"the Milvus store needs pymilvus and milvus-lite: pip install 'bind[store]' ({exc})") from None
+        raise ConfigError(f"the Milvus store needs pymilvus and milvus-lite: pip install 'bind[store]' "
+                          f"({exc})") from None
     return pymilvus
 
 
@@ -85,7 +86,8 @@ class MilvusStore:
         logging.getLogger("pymilvus").setLevel(logging.ERROR)
         self.uri = str(uri)
         if not collection.replace("_", "").isalnum() or not collection[0].isalpha():
-            raise ConfigError(f"a Milvus collection name is letters, digits and _, starting with a letter; got {collection!r}")
+            raise ConfigError(f"a Milvus collection name is letters, digits and _, starting with a letter; "
+                              f"got {collection!r}")
         self.collection, self.meta = collection, f"{collection}_bind"
         if is_embedded(self.uri):
             self.uri = os.path.abspath(os.path.expanduser(self.uri))

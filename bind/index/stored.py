@@ -68,13 +68,14 @@ class StoredIndex(Index):
         super().__init__(space, "exact", scoring=scoring, calibration=calibration)
         self.backend = store
         self.store = MilvusStore(uri, collection, token=token)
-        self.where = f"{self.store.uri} (collection {collection})"
+        self.location = f"{self.store.uri} (collection {collection})"
         settings = self.store.settings()
         options = dict(options or {})
         if settings is None:
             if self.store.exists():
-                raise IndexCorruptError(f"{self.where} holds items but no bind settings")
-            index = {**default_index(self.store.uri), **{k: options[k] for k in ("index_type", "params") if k in options}}
+                raise IndexCorruptError(f"{self.location} holds items but no bind settings")
+            chosen = {k: options[k] for k in ("index_type", "params") if k in options}
+            index = {**default_index(self.store.uri), **chosen}
             self.store.create(self.dim, index)
             self.options = {"index": index, "search_params": options.get("search_params", {})}
             self._write_settings()
@@ -85,18 +86,18 @@ class StoredIndex(Index):
 
     def _open(self, settings: dict[str, Any], options: dict[str, Any], scoring: Any, calibration: Any) -> None:
         if settings.get("format") != FORMAT:
-            raise ConfigError(f"{self.where} is not a bind index (its settings name no format {FORMAT!r})")
-        settings = versions.upgrade("index", settings, self.where)
+            raise ConfigError(f"{self.location} is not a bind index (its settings name no format {FORMAT!r})")
+        settings = versions.upgrade("index", settings, self.location)
         if settings["space_identity"] != self.identity:
-            raise ConfigError(f"{self.where} was built with space {settings['space_identity']} and cannot be searched "
-                              f"with space {self.identity}: embeddings of different spaces are not comparable; open "
-                              f"it with the space it was built with, or use another collection")
+            raise ConfigError(f"{self.location} was built with space {settings['space_identity']} and cannot be "
+                              f"searched with space {self.identity}: embeddings of different spaces are not comparable; "
+                              f"open it with the space it was built with, or use another collection")
         stored = Scoring.from_dict(settings["scoring"])
         if scoring is not None and self.scoring != stored:
-            raise ConfigError(f"{self.where} scores with {stored}; its items' references were computed for it, so "
+            raise ConfigError(f"{self.location} scores with {stored}; its items' references were computed for it, so "
                               f"it cannot switch to {self.scoring}")
         if {"index_type", "params"} & set(options):
-            raise ConfigError(f"{self.where} exists: its vector index ({settings['options']['index']}) is fixed")
+            raise ConfigError(f"{self.location} exists: its vector index ({settings['options']['index']}) is fixed")
         self.scoring = stored
         if calibration is None:
             self.calibration = Calibration.from_dict(settings["calibration"])
@@ -119,7 +120,7 @@ class StoredIndex(Index):
     def save(self, directory: str | os.PathLike | None = None) -> None:  # type: ignore[override]
         """Record the settings (scoring, calibration, banks) in the database; items are stored as they change."""
         if directory is not None:
-            raise ConfigError(f"a store index lives in its database ({self.where}); save() takes no folder")
+            raise ConfigError(f"a store index lives in its database ({self.location}); save() takes no folder")
         self._write_settings()
         self.store.flush()
 
